@@ -1,0 +1,1 @@
+"""Datasets, studies, comparisons, assignments and votes; importers; the annotator pages."""

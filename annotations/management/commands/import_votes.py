@@ -1,0 +1,40 @@
+"""`import_votes FILE --study SLUG`: historical votes as CSV
+instance_id,system_a,system_b,sample_a,sample_b,winner,annotator[,created_at]."""
+from django.core.management.base import BaseCommand, CommandError
+
+from annotations.importers import parse_votes_csv
+from annotations.models import Study
+from annotations.services import write_votes
+
+from ._importing import progress_bar, run_atomically_or_exit
+
+
+class Command(BaseCommand):
+    help = ("Import votes: CSV with columns instance_id,system_a,system_b,sample_a,sample_b,winner,annotator"
+            "[,created_at]; winner in a, b, tie, both_bad (a = system_a); samples are 0-based.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("file")
+        parser.add_argument("--study", required=True)
+
+    def handle(self, *args, **options):
+        study = Study.objects.filter(slug=options["study"]).first()
+        if study is None:
+            raise CommandError(f"no study {options['study']!r}")
+
+        def do_import():
+            votes = parse_votes_csv(options["file"])
+            with progress_bar(len(votes), "votes") as bar:
+                return write_votes(votes, study, options["file"], progress=bar.update)
+
+        summary = run_atomically_or_exit(self, do_import)
+        _after_votes_imported(study)
+        self.stdout.write(f"{study.slug}: {summary.as_text()}")
+
+
+def _after_votes_imported(study):
+    try:
+        from ranking.services import rebuild_study_ratings
+    except ImportError:  # ranking app not wired yet
+        return
+    rebuild_study_ratings(study)

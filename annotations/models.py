@@ -1,0 +1,319 @@
+"""The evaluation data: what is compared (datasets, instances, generations, systems), how a study
+turns it into A/B comparisons, and who voted what (assignments and votes).
+
+Natural keys are unique in the database, so importers and tasks can upsert and a retried job never
+appends twice. `Comparison.generation_a` always belongs to the system with the lower id (canonical
+order); what the annotator saw on the left is recorded on the `Assignment`.
+"""
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class Dataset(models.Model):
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    source = models.TextField(blank=True, help_text="Where the data comes from and its licence.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self):
+        return self.slug
+
+
+class System(models.Model):
+    """A model under evaluation (shown to researchers as "model", never to annotators)."""
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Instance(models.Model):
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="instances")
+    external_id = models.CharField(max_length=200)
+    input = models.TextField(blank=True)
+    reference = models.TextField(blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["dataset", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "external_id"], name="instance_natural_key"),
+        ]
+
+    def __str__(self):
+        return f"{self.dataset.slug}/{self.external_id}"
+
+
+class Generation(models.Model):
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="generations")
+    system = models.ForeignKey(System, on_delete=models.PROTECT, related_name="generations")
+    sample_index = models.PositiveIntegerField(help_text="0-based index of the sample for (instance, system).")
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["instance", "system", "sample_index"]
+        constraints = [
+            models.UniqueConstraint(fields=["instance", "system", "sample_index"], name="generation_natural_key"),
+        ]
+        indexes = [models.Index(fields=["system", "instance"], name="generation_system_instance")]
+
+    def __str__(self):
+        return f"{self.instance} · {self.system} #{self.sample_index}"
+
+
+class Study(models.Model):
+    class Policy(models.TextChoices):
+        ALL = "all", "All units"
+        THRESHOLD = "threshold", "Normalised separability ≥ threshold"
+        TOP_FRACTION = "top_fraction", "Top fraction per system pair"
+        PROPORTIONAL = "proportional", "Sample in proportion to separability"
+
+    class Rationale(models.TextChoices):
+        OFF = "off", "Not asked"
+        OPTIONAL = "optional", "Optional"
+        REQUIRED = "required", "Required"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    class BothBad(models.TextChoices):
+        TIE = "tie", "Count as a tie"
+        DROP = "drop", "Leave out of ratings"
+
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="studies")
+    systems = models.ManyToManyField(System, related_name="studies")
+    instructions = models.TextField(blank=True, help_text="Markdown, shown to annotators (rendered safely).")
+    policy = models.CharField(max_length=20, choices=Policy.choices, default=Policy.ALL)
+    policy_metric = models.CharField(max_length=32, default="bertscore")
+    threshold = models.FloatField(null=True, blank=True, help_text="For policy 'threshold'.")
+    top_fraction = models.FloatField(null=True, blank=True, help_text="For policy 'top_fraction', in (0, 1].")
+    sample_size = models.PositiveIntegerField(null=True, blank=True, help_text="Units drawn for 'proportional'.")
+    selection_seed = models.IntegerField(default=0)
+    sample_pairs_per_unit = models.PositiveSmallIntegerField(
+        default=1, help_text="1, or up to k: the i-th samples of both systems for i = 1..n (consistency protocol).")
+    votes_per_comparison = models.PositiveSmallIntegerField(default=1, help_text="Overlap.")
+    lease_seconds = models.PositiveIntegerField(default=600)
+    allow_tie = models.BooleanField(default=True)
+    allow_both_bad = models.BooleanField(default=True)
+    rationale = models.CharField(max_length=10, choices=Rationale.choices, default=Rationale.OFF)
+    gold_every = models.PositiveSmallIntegerField(default=0, help_text="Mix a gold item in every N items (0 = never).")
+    quota = models.PositiveIntegerField(default=20, help_text="Items per annotator (0 = no limit).")
+    too_fast_seconds = models.FloatField(default=3.0)
+    both_bad = models.CharField(max_length=10, choices=BothBad.choices, default=BothBad.TIE)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    prolific_study_id = models.CharField(max_length=64, blank=True)
+    prolific_completion_code = models.CharField(max_length=64, blank=True)
+    prolific_redirect_url = models.URLField(blank=True)
+    leaderboard_public = models.BooleanField(default=True)
+    selection_summary = models.TextField(blank=True, help_text="Which policy was applied to what data, when.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["slug"]
+        verbose_name_plural = "studies"
+        constraints = [
+            models.CheckConstraint(condition=Q(votes_per_comparison__gte=1), name="study_overlap_positive"),
+            models.CheckConstraint(condition=Q(sample_pairs_per_unit__gte=1), name="study_sample_pairs_positive"),
+            models.CheckConstraint(condition=Q(top_fraction__isnull=True) | (Q(top_fraction__gt=0) & Q(top_fraction__lte=1)),
+                                   name="study_top_fraction_range"),
+            models.CheckConstraint(condition=Q(lease_seconds__gte=10), name="study_lease_min"),
+            models.CheckConstraint(condition=Q(too_fast_seconds__gte=0), name="study_too_fast_nonnegative"),
+        ]
+
+    def __str__(self):
+        return self.slug
+
+    @property
+    def allowed_answers(self):
+        answers = ["a", "b"]
+        if self.allow_tie:
+            answers.append("tie")
+        if self.allow_both_bad:
+            answers.append("both_bad")
+        return answers
+
+
+class Comparison(models.Model):
+    """One A/B item: two generations of one instance, from two systems (lower system id = A)."""
+
+    class Answer(models.TextChoices):
+        A = "a", "A"
+        B = "b", "B"
+        TIE = "tie", "Tie"
+        BOTH_BAD = "both_bad", "Both bad"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="comparisons")
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="comparisons")
+    generation_a = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="+")
+    generation_b = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="+")
+    system_a = models.ForeignKey(System, on_delete=models.PROTECT, related_name="+")
+    system_b = models.ForeignKey(System, on_delete=models.PROTECT, related_name="+")
+    unit_key = models.CharField(max_length=100, help_text="Groups the sample pairs of one (instance, system pair).")
+    is_gold = models.BooleanField(default=False)
+    gold_answer = models.CharField(max_length=10, choices=Answer.choices, blank=True)
+    separability = models.FloatField(null=True, blank=True, help_text="Normalised separability of the unit.")
+    priority = models.FloatField(default=0.0, help_text="Higher is served first.")
+    votes_count = models.PositiveIntegerField(default=0)
+    selected = models.BooleanField(default=True, help_text="Chosen by the study's current policy (served).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["study", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "generation_a", "generation_b"], name="comparison_natural_key"),
+            models.CheckConstraint(condition=Q(system_a__lt=F("system_b")), name="comparison_canonical_order"),
+        ]
+        indexes = [
+            models.Index(fields=["study", "selected", "votes_count", "-priority"], name="comparison_next_item"),
+            models.Index(fields=["study", "unit_key"], name="comparison_unit"),
+        ]
+
+    def __str__(self):
+        return f"{self.study.slug} #{self.pk}"
+
+
+def new_assignment_token() -> str:
+    return secrets.token_urlsafe(18)
+
+
+class Assignment(models.Model):
+    """A comparison leased to one annotator. The token is the only handle the annotator ever sees."""
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    token = models.CharField(max_length=32, unique=True, default=new_assignment_token)
+    left_is_a = models.BooleanField(help_text="Whether generation A was shown on the left (drawn on the server).")
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    served_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["issued_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["comparison", "annotator"], name="assignment_once_per_annotator"),
+        ]
+        indexes = [
+            models.Index(fields=["annotator", "completed_at"], name="assignment_annotator_open"),
+            models.Index(fields=["comparison", "completed_at", "expires_at"], name="assignment_active_leases"),
+        ]
+
+    def __str__(self):
+        return f"assignment {self.pk}"
+
+
+class Vote(models.Model):
+    class Winner(models.TextChoices):
+        A = "a", "A"
+        B = "b", "B"
+        TIE = "tie", "Tie"
+        BOTH_BAD = "both_bad", "Both bad"
+
+    class Choice(models.TextChoices):
+        LEFT = "left", "Left"
+        RIGHT = "right", "Right"
+        TIE = "tie", "Tie"
+        BOTH_BAD = "both_bad", "Both bad"
+
+    class Source(models.TextChoices):
+        LIVE = "live", "Collected here"
+        IMPORTED = "imported", "Imported"
+
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="vote")
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="votes")
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="votes")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="votes")
+    choice = models.CharField(max_length=10, choices=Choice.choices, help_text="What the annotator clicked.")
+    winner = models.CharField(max_length=10, choices=Winner.choices, help_text="Decoded to the canonical A/B.")
+    rationale = models.TextField(blank=True)
+    served_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField()
+    duration_seconds = models.FloatField(null=True, blank=True)
+    gold_passed = models.BooleanField(null=True, blank=True)
+    too_fast = models.BooleanField(default=False)
+    excluded = models.BooleanField(default=False)
+    exclusion_reason = models.CharField(max_length=200, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.LIVE)
+
+    class Meta:
+        ordering = ["submitted_at", "id"]
+        indexes = [
+            models.Index(fields=["study", "submitted_at", "id"], name="vote_study_order"),
+            models.Index(fields=["annotator", "study"], name="vote_annotator_study"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["comparison", "annotator"], name="vote_once_per_annotator"),
+            models.CheckConstraint(condition=Q(duration_seconds__isnull=True) | Q(duration_seconds__gte=0),
+                                   name="vote_duration_nonnegative"),
+        ]
+
+    def __str__(self):
+        return f"vote {self.pk}: {self.winner}"
+
+    @property
+    def side_chosen(self) -> str:
+        return self.choice if self.choice in ("left", "right") else ""
+
+
+class AnnotatorProfile(models.Model):
+    """What we know of an annotator beyond the login: a pseudonym for exports, how they arrived."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotator")
+    pseudonym = models.CharField(max_length=32, unique=True)
+    prolific_pid = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    external_id = models.CharField(max_length=200, blank=True, help_text="Worker id in an imported file.")
+    invite = models.ForeignKey("InviteLink", null=True, blank=True, on_delete=models.SET_NULL, related_name="annotators")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.pseudonym
+
+
+def new_invite_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class InviteLink(models.Model):
+    token = models.CharField(max_length=64, unique=True, default=new_invite_token)
+    studies = models.ManyToManyField(Study, related_name="invites")
+    max_uses = models.PositiveIntegerField(default=1, help_text="1 = single use.")
+    uses = models.PositiveIntegerField(default=0)
+    active = models.BooleanField(default=True)
+    note = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(uses__lte=F("max_uses")), name="invite_uses_within_cap")]
+
+    def __str__(self):
+        return f"invite {self.token[:6]}… ({self.uses}/{self.max_uses})"
+
+
+class WorkerHeartbeat(models.Model):
+    """A row a Celery worker writes to prove it reaches the database (health checks, the worker test)."""
+
+    label = models.CharField(max_length=100, unique=True)
+    db_vendor = models.CharField(max_length=30)
+    written_at = models.DateTimeField(auto_now=True)

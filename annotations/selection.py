@@ -1,0 +1,137 @@
+"""Which (instance, system pair) units of a dataset a study asks humans to judge.
+
+Opening a study turns the chosen units into comparisons. The policy uses the stored normalised
+separability (DESIGN §2) of the study's metric: all units, units at or above a threshold, the top
+fraction per system pair, or a seeded sample drawn in proportion to separability. Units whose
+separability is undefined (k < 2) are only eligible under "all". Re-opening is idempotent: existing
+comparisons (with their votes) are kept, missing ones are added.
+"""
+from __future__ import annotations
+
+import itertools
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from .models import Comparison, Generation, Study
+from .services import get_or_create_comparison, unit_key_for
+
+
+class SelectionError(ValueError):
+    """The study's policy cannot be applied to the data it has (message says why)."""
+
+
+@dataclass
+class Unit:
+    instance_id: int
+    system_a_id: int
+    system_b_id: int
+    separability: float | None  # normalised, None when undefined or not computed
+
+
+def candidate_units(study: Study) -> list[Unit]:
+    from separability.models import Alignment
+
+    system_ids = sorted(study.systems.values_list("id", flat=True))
+    present = defaultdict(set)
+    for instance_id, system_id in (Generation.objects.filter(instance__dataset=study.dataset, system_id__in=system_ids)
+                                   .values_list("instance_id", "system_id").distinct()):
+        present[instance_id].add(system_id)
+    separability = {
+        (a.instance_id, a.system_a_id, a.system_b_id): a.normalised
+        for a in Alignment.objects.filter(instance__dataset=study.dataset, metric=study.policy_metric,
+                                          system_a_id__in=system_ids, system_b_id__in=system_ids)
+        .only("instance_id", "system_a_id", "system_b_id", "normalised")
+    }
+    units = []
+    for instance_id in sorted(present):
+        for a, b in itertools.combinations(sorted(present[instance_id]), 2):
+            units.append(Unit(instance_id, a, b, separability.get((instance_id, a, b))))
+    return units
+
+
+def select_units(study: Study, units: list[Unit]) -> list[Unit]:
+    policy = study.policy
+    if policy == Study.Policy.ALL:
+        return units
+    defined = [u for u in units if u.separability is not None]
+    if not defined:
+        raise SelectionError(f"policy {policy!r} needs separability ({study.policy_metric}) for dataset "
+                             f"{study.dataset.slug!r}; compute it first or use policy 'all'")
+    if policy == Study.Policy.THRESHOLD:
+        if study.threshold is None:
+            raise SelectionError("policy 'threshold' needs a threshold")
+        return [u for u in defined if u.separability >= study.threshold]
+    if policy == Study.Policy.TOP_FRACTION:
+        if study.top_fraction is None:
+            raise SelectionError("policy 'top_fraction' needs top_fraction in (0, 1]")
+        by_pair = defaultdict(list)
+        for unit in defined:
+            by_pair[(unit.system_a_id, unit.system_b_id)].append(unit)
+        chosen = []
+        for pair_units in by_pair.values():
+            pair_units.sort(key=lambda u: (-u.separability, u.instance_id))
+            keep = max(1, round(study.top_fraction * len(pair_units)))
+            chosen.extend(pair_units[:keep])
+        return chosen
+    if policy == Study.Policy.PROPORTIONAL:
+        size = study.sample_size or max(1, len(defined) // 2)
+        return weighted_sample_without_replacement(defined, min(size, len(defined)), study.selection_seed)
+    raise SelectionError(f"unknown policy {policy!r}")
+
+
+def weighted_sample_without_replacement(units: list[Unit], size: int, seed: int) -> list[Unit]:
+    """Efraimidis-Spirakis: key u^(1/w), keep the largest; weights are clipped separability (tiny floor)."""
+    rng = random.Random(seed)
+    keyed = []
+    for unit in units:
+        weight = max(min(unit.separability, 1.0), 1e-6)
+        keyed.append((rng.random() ** (1.0 / weight), unit.instance_id, unit))
+    keyed.sort(key=lambda t: (-t[0], t[1]))
+    return [unit for _, _, unit in keyed[:size]]
+
+
+def open_study(study: Study) -> int:
+    """Create the comparisons of the selected units and mark the study open; returns comparisons created."""
+    with transaction.atomic():
+        study = Study.objects.select_for_update().get(pk=study.pk)
+        units = candidate_units(study)
+        chosen = select_units(study, units)
+        generations = defaultdict(dict)
+        for g in Generation.objects.filter(instance_id__in={u.instance_id for u in chosen},
+                                           system__in=study.systems.all()):
+            generations[(g.instance_id, g.system_id)][g.sample_index] = g
+        created = 0
+        chosen_keys = set()
+        for unit in chosen:
+            samples_a = generations[(unit.instance_id, unit.system_a_id)]
+            samples_b = generations[(unit.instance_id, unit.system_b_id)]
+            shared = sorted(set(samples_a) & set(samples_b))[: study.sample_pairs_per_unit]
+            if not shared:  # different sample indexes: pair the first of each
+                shared_pairs = [(min(samples_a), min(samples_b))]
+            else:
+                shared_pairs = [(i, i) for i in shared]
+            for index_a, index_b in shared_pairs:
+                _, was_created = get_or_create_comparison(
+                    study, samples_a[index_a], samples_b[index_b], separability=unit.separability,
+                    priority=unit.separability if unit.separability is not None else 0.0)
+                created += was_created
+            chosen_keys.add(unit_key_for(unit.instance_id, unit.system_a_id, unit.system_b_id))
+        comparisons = Comparison.objects.filter(study=study, is_gold=False)
+        comparisons.exclude(unit_key__in=chosen_keys).update(selected=False)
+        comparisons.filter(unit_key__in=chosen_keys).update(selected=True)
+        defined = sum(u.separability is not None for u in units)
+        study.selection_summary = (
+            f"{timezone.now():%Y-%m-%d %H:%M} UTC: policy {study.get_policy_display()!r}"
+            + (f" (threshold {study.threshold})" if study.policy == Study.Policy.THRESHOLD else "")
+            + (f" (top fraction {study.top_fraction})" if study.policy == Study.Policy.TOP_FRACTION else "")
+            + f" chose {len(chosen)} of {len(units)} units; separability ({study.policy_metric}) known for "
+            f"{defined} of them; {Comparison.objects.filter(study=study).count()} comparisons in the study."
+        )
+        study.status = Study.Status.OPEN
+        study.opened_at = study.opened_at or timezone.now()
+        study.save(update_fields=["selection_summary", "status", "opened_at"])
+        return created

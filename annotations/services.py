@@ -1,0 +1,208 @@
+"""Writing parsed imports into the database: studies, annotators, comparisons and historical votes.
+
+The functions here expect to run inside one `transaction.atomic()` block opened by the caller (a
+command, the admin upload form, an API view or a task), so that a failure anywhere leaves nothing.
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .importers import (
+    ImportFileError,
+    ImportSummary,
+    ParsedPairwise,
+    ParsedVote,
+    Progress,
+    _noop,
+    flip_winner,
+    pairwise_as_generations,
+    write_generations,
+)
+from .models import AnnotatorProfile, Assignment, Comparison, Dataset, Generation, Instance, Study, System, Vote
+
+
+def get_or_create_dataset(slug: str, name: str = "", source: str = "") -> Dataset:
+    dataset, created = Dataset.objects.get_or_create(slug=slug, defaults={"name": name or slug, "source": source})
+    return dataset
+
+
+def new_pseudonym() -> str:
+    return "ann-" + secrets.token_hex(5)
+
+
+def get_or_create_imported_annotator(study: Study, external_id: str, summary: ImportSummary | None = None):
+    """An account standing for a worker named in an imported file (no usable password)."""
+    User = get_user_model()
+    username = f"{study.slug}~{external_id}"[:150]
+    user, created = User.objects.get_or_create(username=username)
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+        AnnotatorProfile.objects.create(user=user, pseudonym=new_pseudonym(), external_id=external_id)
+        if summary is not None:
+            summary.annotators_created += 1
+    return user
+
+
+def canonical_pair(generation_x: Generation, generation_y: Generation) -> tuple[Generation, Generation, bool]:
+    """(A, B, swapped): A is the generation of the system with the lower id."""
+    if generation_x.system_id < generation_y.system_id:
+        return generation_x, generation_y, False
+    return generation_y, generation_x, True
+
+
+def unit_key_for(instance_id: int, system_a_id: int, system_b_id: int) -> str:
+    return f"{instance_id}:{system_a_id}:{system_b_id}"
+
+
+def get_or_create_comparison(study: Study, generation_a: Generation, generation_b: Generation,
+                             separability: float | None = None, priority: float = 0.0) -> tuple[Comparison, bool]:
+    assert generation_a.system_id < generation_b.system_id, "pass the canonical order (see canonical_pair)"
+    return Comparison.objects.get_or_create(
+        study=study, generation_a=generation_a, generation_b=generation_b,
+        defaults={
+            "instance_id": generation_a.instance_id,
+            "system_a_id": generation_a.system_id,
+            "system_b_id": generation_b.system_id,
+            "unit_key": unit_key_for(generation_a.instance_id, generation_a.system_id, generation_b.system_id),
+            "separability": separability,
+            "priority": priority,
+        },
+    )
+
+
+def store_historical_vote(comparison: Comparison, annotator, winner: str, submitted_at: datetime) -> Vote:
+    """A completed assignment plus its vote, for a judgment made elsewhere (left = A by convention)."""
+    assignment = Assignment.objects.create(
+        comparison=comparison, annotator=annotator, left_is_a=True, issued_at=submitted_at,
+        expires_at=submitted_at, served_at=None, completed_at=submitted_at,
+    )
+    choice = {"a": Vote.Choice.LEFT, "b": Vote.Choice.RIGHT}.get(winner, winner)
+    vote = Vote.objects.create(
+        assignment=assignment, study_id=comparison.study_id, comparison=comparison, annotator=annotator,
+        choice=choice, winner=winner, submitted_at=submitted_at, source=Vote.Source.IMPORTED,
+        gold_passed=(winner == comparison.gold_answer) if comparison.is_gold else None,
+    )
+    Comparison.objects.filter(pk=comparison.pk).update(votes_count=F("votes_count") + 1)
+    return vote
+
+
+def write_pairwise(parsed: ParsedPairwise, dataset_slug: str, study_slug: str, system_names: tuple[str, str],
+                   progress: Progress = _noop) -> tuple[Study, ImportSummary]:
+    """Generations of both systems, the study (created if new) and every historical judgment."""
+    summary = ImportSummary()
+    dataset = get_or_create_dataset(dataset_slug)
+    write_generations(dataset, pairwise_as_generations(parsed, system_names), summary=summary)
+    systems = [System.objects.get(name=name) for name in system_names]
+    study = Study.objects.filter(slug=study_slug).first()
+    if study is None:
+        workers_per_instance = max(
+            sum(1 for j in parsed.judgments if j.instance_key == key and j.sample_index == 0)
+            for key in parsed.instances)
+        study = Study.objects.create(
+            slug=study_slug, name=study_slug.replace("-", " "), dataset=dataset,
+            sample_pairs_per_unit=len(next(iter(parsed.instances.values()))[0]),
+            votes_per_comparison=workers_per_instance, quota=0, leaderboard_public=True,
+        )
+        study.systems.set(systems)
+    elif study.dataset_id != dataset.pk:
+        raise ImportFileError(parsed.filename, 1, "study", f"study {study_slug!r} belongs to dataset "
+                              f"{study.dataset.slug!r}, not {dataset_slug!r}")
+    else:
+        study.systems.add(*systems)
+    instances = {i.external_id: i for i in Instance.objects.filter(dataset=dataset, external_id__in=list(parsed.instances))}
+    generations = {
+        (g.instance_id, g.system_id, g.sample_index): g
+        for g in Generation.objects.filter(instance__in=instances.values(), system__in=systems)
+    }
+    submitted_at = timezone.now()
+    annotators = {}
+    already = set(Vote.objects.filter(study=study).values_list("comparison_id", "annotator_id"))
+    for judgment in parsed.judgments:
+        instance = instances[judgment.instance_key]
+        gen1 = generations[(instance.pk, systems[0].pk, judgment.sample_index)]
+        gen2 = generations[(instance.pk, systems[1].pk, judgment.sample_index)]
+        gen_a, gen_b, swapped = canonical_pair(gen1, gen2)
+        comparison, created = get_or_create_comparison(study, gen_a, gen_b)
+        summary.comparisons_created += created
+        if judgment.worker not in annotators:
+            annotators[judgment.worker] = get_or_create_imported_annotator(study, judgment.worker, summary)
+        annotator = annotators[judgment.worker]
+        if (comparison.pk, annotator.pk) in already:
+            progress(1)
+            continue  # re-import of the same file: the vote is already stored
+        if judgment.winner_system is None:
+            winner = "tie"
+        else:
+            winner = "a" if (judgment.winner_system == 1) != swapped else "b"
+        store_historical_vote(comparison, annotator, winner, submitted_at)
+        already.add((comparison.pk, annotator.pk))
+        summary.votes_created += 1
+        progress(1)
+    return study, summary
+
+
+def write_votes(parsed_votes: list[ParsedVote], study: Study, filename: str,
+                progress: Progress = _noop) -> ImportSummary:
+    """Historical votes for an existing study; every name must resolve, or nothing is written."""
+    summary = ImportSummary()
+    study_systems = {s.name: s for s in study.systems.all()}
+    all_systems = {s.name: s for s in System.objects.filter(name__in={v.system_a for v in parsed_votes}
+                                                             | {v.system_b for v in parsed_votes})}
+    instances = {i.external_id: i for i in Instance.objects.filter(
+        dataset=study.dataset, external_id__in={v.instance_id for v in parsed_votes})}
+    already = set(Vote.objects.filter(study=study).values_list("comparison_id", "annotator_id"))
+    in_file: dict[tuple[int, str], int] = {}
+    annotators = {}
+    now = timezone.now()
+    for vote in parsed_votes:
+        instance = instances.get(vote.instance_id)
+        if instance is None:
+            raise ImportFileError(filename, vote.line, "instance_id", f"unknown instance {vote.instance_id!r} "
+                                  f"in dataset {study.dataset.slug!r}")
+        pair = []
+        for field_name, system_name, sample in (("system_a", vote.system_a, vote.sample_a),
+                                                ("system_b", vote.system_b, vote.sample_b)):
+            if system_name not in all_systems:
+                raise ImportFileError(filename, vote.line, field_name, f"unknown system {system_name!r}")
+            if system_name not in study_systems:
+                raise ImportFileError(filename, vote.line, field_name, f"system {system_name!r} is not part of "
+                                      f"study {study.slug!r}")
+            generation = Generation.objects.filter(instance=instance, system=all_systems[system_name],
+                                                   sample_index=sample).first()
+            if generation is None:
+                sample_field = "sample_a" if field_name == "system_a" else "sample_b"
+                raise ImportFileError(filename, vote.line, sample_field, f"unknown sample {sample} of system "
+                                      f"{system_name!r} for instance {vote.instance_id!r}")
+            pair.append(generation)
+        gen_a, gen_b, swapped = canonical_pair(*pair)
+        comparison, created = get_or_create_comparison(study, gen_a, gen_b)
+        summary.comparisons_created += created
+        if vote.annotator not in annotators:
+            annotators[vote.annotator] = get_or_create_imported_annotator(study, vote.annotator, summary)
+        annotator = annotators[vote.annotator]
+        key = (comparison.pk, vote.annotator)
+        if key in in_file:
+            raise ImportFileError(filename, vote.line, "annotator", f"annotator {vote.annotator!r} already voted "
+                                  f"on this comparison on line {in_file[key]}")
+        in_file[key] = vote.line
+        if (comparison.pk, annotator.pk) in already:
+            raise ImportFileError(filename, vote.line, "annotator", f"annotator {vote.annotator!r} already has a "
+                                  f"stored vote on this comparison in study {study.slug!r}")
+        winner = flip_winner(vote.winner) if swapped else vote.winner
+        store_historical_vote(comparison, annotator, winner, vote.created_at or now)
+        summary.votes_created += 1
+        progress(1)
+    return summary
+
+
+def atomic_import(func, *args, **kwargs):
+    """Run an import function in one transaction (the caller reports ImportFileError)."""
+    with transaction.atomic():
+        return func(*args, **kwargs)

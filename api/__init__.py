@@ -1,0 +1,1 @@
+"""The researchers' REST API (DRF, token auth) under /api/v1/."""

@@ -1,0 +1,1 @@
+"""Staff-only pages: progress, agreement, consistency vs separability, exports."""

@@ -1,0 +1,38 @@
+"""Site-wide pages that belong to no app: the home page and the health check."""
+from django.db import connection
+from django.http import JsonResponse
+from django.shortcuts import render
+
+from annotations.models import Study
+
+
+def home(request):
+    studies = Study.objects.filter(status=Study.Status.OPEN).order_by("slug")
+    public = Study.objects.filter(leaderboard_public=True).exclude(status=Study.Status.DRAFT).order_by("slug")
+    return render(request, "home.html", {"studies": studies, "public_studies": public})
+
+
+def healthz(request):
+    """Database and broker reachability; 200 when both answer (or the broker is the embedded one)."""
+    from django.conf import settings
+
+    checks = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure is reported, not raised
+        checks["database"] = f"error: {exc.__class__.__name__}"
+    if settings.CELERY_BROKER_URL:
+        try:
+            from evalsite.celery import app
+
+            with app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, timeout=2)
+            checks["broker"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["broker"] = f"error: {exc.__class__.__name__}"
+    else:
+        checks["broker"] = "embedded (eager tasks)"
+    healthy = all(not str(v).startswith("error") for v in checks.values())
+    return JsonResponse({"status": "ok" if healthy else "error", "checks": checks}, status=200 if healthy else 503)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SeparabilityConfig(AppConfig):
+    name = "separability"
+    verbose_name = "Separability"

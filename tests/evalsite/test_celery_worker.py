@@ -1,0 +1,28 @@
+"""A real `celery worker` process, started against Redis, writes to PostgreSQL; the test reads it back."""
+import uuid
+
+import pytest
+
+from annotations.models import WorkerHeartbeat
+from evalsite.tasks import record_heartbeat
+
+pytestmark = pytest.mark.services
+
+
+def test_worker_process_writes_row_through_redis_into_postgres(celery_worker):
+    label = f"roundtrip-{uuid.uuid4().hex[:8]}"
+    result = record_heartbeat.apply_async(args=[label])
+    row_id = result.get(timeout=60)
+    row = WorkerHeartbeat.objects.get(pk=row_id)
+    assert row.label == label
+    assert row.db_vendor == "postgresql"
+    assert celery_worker.process.poll() is None, "the worker is a separate, still running process"
+
+
+def test_tasks_are_routed_to_their_queues():
+    from django.conf import settings
+
+    routes = settings.CELERY_TASK_ROUTES
+    assert routes["separability.tasks.*"]["queue"] == "gpu"
+    assert routes["ranking.tasks.*"]["queue"] == "default"
+    assert settings.CELERY_TASK_ACKS_LATE and settings.CELERY_TASK_REJECT_ON_WORKER_LOST
