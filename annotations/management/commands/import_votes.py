@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from annotations.importers import parse_votes_csv
 from annotations.models import Study
 from annotations.services import write_votes
+from ranking.services import rebuild_study_ratings
 
 from ._importing import progress_bar, run_atomically_or_exit
 
@@ -28,13 +29,5 @@ class Command(BaseCommand):
                 return write_votes(votes, study, options["file"], progress=bar.update)
 
         summary = run_atomically_or_exit(self, do_import)
-        _after_votes_imported(study)
+        rebuild_study_ratings(study)
         self.stdout.write(f"{study.slug}: {summary.as_text()}")
-
-
-def _after_votes_imported(study):
-    try:
-        from ranking.services import rebuild_study_ratings
-    except ImportError:  # ranking app not wired yet
-        return
-    rebuild_study_ratings(study)

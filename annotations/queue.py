@@ -1,0 +1,343 @@
+"""Which comparison an annotator sees next, and storing their answer exactly once.
+
+The rules (the views are thin wrappers around `next_assignment` and `submit_vote`):
+
+- A comparison is open to an annotator when it is `selected`, they hold no assignment for it (an
+  assignment, once issued, is unique per (comparison, annotator), so nobody sees an item twice) and
+  `votes_count + active unexpired leases < votes_per_comparison`. Higher `priority` (= separability)
+  is served first. A lease that runs out returns its slot to the pool.
+- Every lease takes the row lock of the comparison it leases and recounts under that lock, so
+  concurrent requests never lease more than the overlap. On PostgreSQL the lock is
+  `SELECT ... FOR UPDATE SKIP LOCKED`: annotators racing for the same item spread over the next ones
+  instead of queueing. SQLite has no row locks; there every lease and vote begins with a write, which
+  takes SQLite's database-wide write lock, so the same code is correct there, one writer at a time.
+- The sample pairs of one consistency unit (same `unit_key`) go to one annotator: leasing one pair
+  reserves the others for them (assignments with `served_at` unset), and a reserved pair is served only
+  once at least `UNIT_GAP` other items came after the last pair of its unit.
+- Gold items are mixed in at every `gold_every`-th position; they have no overlap cap.
+- `submit_vote` is idempotent per assignment token: a replay returns the stored vote, never a second one.
+
+Lock order, which keeps PostgreSQL free of deadlocks: a lease locks the annotator's user row, then only
+ever *tries* comparison rows (SKIP LOCKED, never waits); a vote locks the study row, then its
+assignment and comparison (and `ranking.services` locks the study's rating rows after that).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from .models import Assignment, Comparison, Study, Vote
+
+UNIT_GAP = 2  # other items served between two sample pairs of the same consistency unit
+MAX_LEASE_TRIES = 25  # candidates tried per request when others lease the same items concurrently
+RATIONALE_MAX_CHARS = 5000
+CHOICES = ("left", "right", "tie", "both_bad")
+
+_sides = random.SystemRandom()
+
+
+class VoteRejected(Exception):
+    """The answer cannot be stored (the message is shown to the annotator)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Progress:
+    done: int
+    quota: int  # 0 = no limit
+
+    @property
+    def quota_met(self) -> bool:
+        return bool(self.quota) and self.done >= self.quota
+
+    @property
+    def percent(self) -> int:
+        if not self.quota:
+            return 0
+        return min(100, round(100 * self.done / self.quota))
+
+
+@dataclass
+class SubmitResult:
+    vote: Vote
+    replay: bool  # True when the token had already been answered (nothing new was stored)
+
+
+def progress(study: Study, user) -> Progress:
+    return Progress(done=Vote.objects.filter(study=study, annotator=user).count(), quota=study.quota)
+
+
+# --------------------------------------------------------------------------------------------------
+# locking helpers
+
+
+def _is_sqlite() -> bool:
+    return connection.vendor == "sqlite"
+
+
+def _take_sqlite_write_lock(table: str, pk: int) -> None:
+    """A no-op UPDATE as the first statement: SQLite's write lock, held to the end of the transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute(f'UPDATE "{table}" SET id = id WHERE id = %s', [pk])
+
+
+def _lock_annotator(user) -> None:
+    if _is_sqlite():
+        _take_sqlite_write_lock(get_user_model()._meta.db_table, user.pk)
+    else:
+        list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+
+
+def _lock_study(study: Study) -> None:
+    if _is_sqlite():
+        _take_sqlite_write_lock(Study._meta.db_table, study.pk)
+    else:
+        list(Study.objects.select_for_update().filter(pk=study.pk).values_list("pk", flat=True))
+
+
+def _try_lock_comparisons(queryset):
+    """The rows of `queryset` that nobody else holds, locked (SQLite: already serialised)."""
+    if _is_sqlite():
+        return queryset
+    return queryset.select_for_update(skip_locked=True, of=("self",))
+
+
+def _active_leases(comparison_id: int, now: datetime, exclude_assignment: int | None = None) -> int:
+    qs = Assignment.objects.filter(comparison_id=comparison_id, completed_at__isnull=True, expires_at__gt=now)
+    if exclude_assignment is not None:
+        qs = qs.exclude(pk=exclude_assignment)
+    return qs.count()
+
+
+def _has_room(comparison_id: int, study: Study, now: datetime, exclude_assignment: int | None = None) -> bool:
+    """Recount under the comparison's lock: stored votes + other live leases < overlap."""
+    votes = Comparison.objects.filter(pk=comparison_id).values_list("votes_count", flat=True).get()
+    return votes + _active_leases(comparison_id, now, exclude_assignment) < study.votes_per_comparison
+
+
+def _open_to(study: Study, user, now: datetime):
+    """Non-gold comparisons of the study this annotator has not seen and that still need votes."""
+    live_leases = (Assignment.objects.filter(comparison=OuterRef("pk"), completed_at__isnull=True, expires_at__gt=now)
+                   .order_by().values("comparison").annotate(n=Count("id")).values("n"))
+    seen = Assignment.objects.filter(comparison=OuterRef("pk"), annotator=user)
+    return (Comparison.objects.filter(study=study, selected=True, is_gold=False)
+            .filter(~Exists(seen))
+            .alias(load=F("votes_count") + Coalesce(Subquery(live_leases, output_field=IntegerField()), Value(0)))
+            .filter(load__lt=study.votes_per_comparison))
+
+
+# --------------------------------------------------------------------------------------------------
+# leasing
+
+
+def _serve(assignment: Assignment, study: Study, now: datetime) -> Assignment:
+    assignment.served_at = assignment.served_at or now
+    assignment.expires_at = now + timedelta(seconds=study.lease_seconds)
+    assignment.save(update_fields=["served_at", "expires_at"])
+    return assignment
+
+
+def _keep_or_renew(assignment: Assignment, study: Study, now: datetime) -> bool:
+    """Whether the annotator still holds this lease (renewing a run-out one when the slot is still free)."""
+    if assignment.expires_at > now or assignment.comparison.is_gold:
+        return True
+    locked = _try_lock_comparisons(Comparison.objects.filter(pk=assignment.comparison_id))
+    if not list(locked.values_list("pk", flat=True)):
+        return False  # someone else is leasing it right now; try again on a later request
+    return _has_room(assignment.comparison_id, study, now, exclude_assignment=assignment.pk)
+
+
+def _new_assignment(comparison: Comparison, user, now: datetime, seconds: int) -> Assignment:
+    return Assignment.objects.create(
+        comparison=comparison, annotator=user, left_is_a=_sides.random() < 0.5,
+        issued_at=now, expires_at=now + timedelta(seconds=seconds),
+    )
+
+
+def _lease_gold(study: Study, user, now: datetime) -> Assignment | None:
+    seen = Assignment.objects.filter(comparison=OuterRef("pk"), annotator=user)
+    gold = (Comparison.objects.filter(study=study, selected=True, is_gold=True).filter(~Exists(seen))
+            .order_by("?").first())
+    if gold is None:
+        return None
+    return _new_assignment(gold, user, now, study.lease_seconds)
+
+
+def _lease_fresh(study: Study, user, now: datetime, room: int | None) -> Assignment | None:
+    """Lease the best open comparison and reserve the rest of its unit (up to `room` items in all)."""
+    tried: list[int] = []
+    for _ in range(MAX_LEASE_TRIES):
+        candidates = _open_to(study, user, now).exclude(pk__in=tried).order_by("-priority", "id")
+        comparison = _try_lock_comparisons(candidates).first()
+        if comparison is None:
+            return None
+        if not _has_room(comparison.pk, study, now):
+            tried.append(comparison.pk)  # filled between our query and our lock
+            continue
+        assignment = _new_assignment(comparison, user, now, study.lease_seconds)
+        if study.sample_pairs_per_unit > 1:
+            _reserve_unit(study, user, now, comparison, None if room is None else room - 1)
+        return assignment
+    return None
+
+
+def _reserve_unit(study: Study, user, now: datetime, leased: Comparison, room: int | None) -> None:
+    if room is not None and room <= 0:
+        return
+    siblings = _try_lock_comparisons(
+        _open_to(study, user, now).filter(unit_key=leased.unit_key).exclude(pk=leased.pk).order_by("id"))
+    reserved = []
+    for sibling in siblings:
+        if room is not None and len(reserved) >= room:
+            break
+        if _has_room(sibling.pk, study, now):
+            reserved.append(sibling)
+    # Reservations wait while other items are served, so they hold their slot for the whole unit's time.
+    hold = study.lease_seconds * (1 + (UNIT_GAP + 1) * len(reserved))
+    for sibling in reserved:
+        _new_assignment(sibling, user, now, hold)
+
+
+def next_assignment(study: Study, user, now: datetime | None = None) -> Assignment | None:
+    """The item to show this annotator now (leasing one if needed), or None when nothing is left for them."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        _lock_annotator(user)
+        mine = list(Assignment.objects.filter(comparison__study=study, annotator=user, completed_at__isnull=True)
+                    .select_related("comparison").order_by("issued_at", "id"))
+        # An item already on screen stays there until answered (a reload does not skip it).
+        for assignment in mine:
+            if assignment.served_at is not None and _keep_or_renew(assignment, study, now):
+                return _serve(assignment, study, now)
+        reserved = [a for a in mine if a.served_at is None]
+        history = list(Assignment.objects.filter(comparison__study=study, annotator=user, served_at__isnull=False)
+                       .order_by("served_at", "id").values_list("comparison__unit_key", flat=True))
+        done = Vote.objects.filter(study=study, annotator=user).count()
+        room = None if not study.quota else study.quota - done - len(reserved)
+
+        if study.gold_every and (len(history) + 1) % study.gold_every == 0 and (room is None or room > 0):
+            gold = _lease_gold(study, user, now)
+            if gold is not None:
+                return _serve(gold, study, now)
+
+        last_seen = {unit: index for index, unit in enumerate(history)}
+
+        def due(assignment):
+            last = last_seen.get(assignment.comparison.unit_key)
+            return last is None or len(history) - 1 - last >= UNIT_GAP
+
+        for assignment in filter(due, reserved):
+            served = _serve_reserved(assignment, study, now)
+            if served is not None:
+                return served
+        if room is None or room > 0:
+            fresh = _lease_fresh(study, user, now, room)
+            if fresh is not None:
+                return _serve(fresh, study, now)
+        # Nothing fresh left: finish the reserved pairs even if they come closer together.
+        for assignment in reserved:
+            if not due(assignment):
+                served = _serve_reserved(assignment, study, now)
+                if served is not None:
+                    return served
+        return None
+
+
+def _serve_reserved(assignment: Assignment, study: Study, now: datetime) -> Assignment | None:
+    if _keep_or_renew(assignment, study, now):
+        return _serve(assignment, study, now)
+    if assignment.expires_at <= now:
+        assignment.delete()  # never shown and its slot went to someone else: as if never reserved
+    return None
+
+
+def has_open_items(study: Study, user, now: datetime | None = None) -> bool:
+    """Whether `next_assignment` could give this annotator anything (read-only estimate)."""
+    now = now or timezone.now()
+    mine = Assignment.objects.filter(comparison__study=study, annotator=user, completed_at__isnull=True,
+                                     expires_at__gt=now)
+    return mine.exists() or _open_to(study, user, now).exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# voting
+
+
+def decode_choice(choice: str, left_is_a: bool) -> str:
+    """What the annotator clicked (left/right/tie/both_bad) as the canonical winner (a/b/tie/both_bad)."""
+    if choice == "left":
+        return "a" if left_is_a else "b"
+    if choice == "right":
+        return "b" if left_is_a else "a"
+    return choice
+
+
+def check_answer(study: Study, choice: str, rationale: str) -> str:
+    """Validate the form fields; returns the cleaned rationale or raises VoteRejected."""
+    allowed = {"left", "right"} | ({"tie"} if study.allow_tie else set()) | (
+        {"both_bad"} if study.allow_both_bad else set())
+    if choice not in allowed:
+        raise VoteRejected("Please choose one of the answers shown.")
+    rationale = (rationale or "").strip()
+    if study.rationale == Study.Rationale.OFF:
+        return ""
+    if study.rationale == Study.Rationale.REQUIRED and not rationale:
+        raise VoteRejected("Please explain your choice in a sentence before submitting.")
+    if len(rationale) > RATIONALE_MAX_CHARS:
+        raise VoteRejected(f"Please keep the explanation under {RATIONALE_MAX_CHARS} characters.")
+    return rationale
+
+
+def submit_vote(study: Study, user, token: str, choice: str, rationale: str = "",
+                now: datetime | None = None) -> SubmitResult:
+    """Store the answer to the assignment `token` (idempotent: a replay returns the stored vote)."""
+    from ranking.services import apply_vote_to_ratings, schedule_leaderboard_recompute
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        _lock_study(study)
+        assignment = (Assignment.objects.select_for_update().select_related("comparison")
+                      .filter(token=token, annotator=user, comparison__study=study).first())
+        if assignment is None:
+            raise VoteRejected("This item is not yours or no longer exists.", status=404)
+        existing = Vote.objects.filter(assignment=assignment).first()
+        if existing is not None:
+            return SubmitResult(existing, replay=True)
+        rationale = check_answer(study, choice, rationale)
+        if study.status != Study.Status.OPEN:
+            raise VoteRejected("This study is closed; your last answer could not be stored.", status=409)
+        comparison = assignment.comparison
+        if assignment.served_at is None:
+            raise VoteRejected("This item was not shown to you yet.", status=409)
+        if assignment.expires_at <= now and not comparison.is_gold and not _has_room(
+                comparison.pk, study, now, exclude_assignment=assignment.pk):
+            raise VoteRejected("This item timed out and went to someone else; here is a new one.", status=409)
+        duration = max(0.0, (now - assignment.served_at).total_seconds())
+        winner = decode_choice(choice, assignment.left_is_a)
+        try:
+            with transaction.atomic():
+                vote = Vote.objects.create(
+                    assignment=assignment, study=study, comparison=comparison, annotator=user,
+                    choice=choice, winner=winner, rationale=rationale, served_at=assignment.served_at,
+                    submitted_at=now, duration_seconds=duration,
+                    gold_passed=(winner == comparison.gold_answer) if comparison.is_gold and comparison.gold_answer
+                    else None,
+                    too_fast=duration < study.too_fast_seconds,
+                )
+        except IntegrityError:
+            return SubmitResult(Vote.objects.get(assignment=assignment), replay=True)
+        Assignment.objects.filter(pk=assignment.pk).update(completed_at=now)
+        Comparison.objects.filter(pk=comparison.pk).update(votes_count=F("votes_count") + 1)
+        apply_vote_to_ratings(vote)
+        transaction.on_commit(lambda: schedule_leaderboard_recompute(study.pk))
+        return SubmitResult(vote, replay=False)

@@ -1,0 +1,332 @@
+"""The annotator pages (/s/<slug>/, the vote endpoint, the done page, invite links) and the staff pages
+that set a study up (/studies/...). Thin: the rules live in `queue`, `auth` and `forms`.
+
+Blinding: nothing an annotator receives names a system or carries a system, generation or comparison
+id; the only handle on an item is its assignment's opaque token. The templates get the two texts in
+display order, never the objects they came from.
+"""
+from __future__ import annotations
+
+from functools import wraps
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from . import queue
+from .auth import (
+    ProlificError,
+    enter_from_prolific,
+    invite_is_usable,
+    may_annotate,
+    profile_of,
+    prolific_params,
+    redeem_invite,
+)
+from .forms import InviteForm, StudyForm
+from .markdown import render_markdown
+from .models import Assignment, Comparison, InviteLink, Study
+from .ratelimit import hit
+from .selection import SelectionError, open_study
+
+ANSWERS = (  # (value posted, keyboard shortcut, label); shortcuts stay fixed whatever the study allows
+    ("left", "1", "Response A"),
+    ("right", "2", "Response B"),
+    ("tie", "3", "Tie"),
+    ("both_bad", "4", "Both bad"),
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+
+
+def is_htmx(request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def message_page(request, title: str, text: str, status: int = 200):
+    template = "annotations/_message.html" if is_htmx(request) else "annotations/message.html"
+    return render(request, template, {"title": title, "text": text}, status=status)
+
+
+def annotator_study(request, slug: str) -> Study:
+    """The study, hidden while it is a draft (except from staff)."""
+    study = get_object_or_404(Study, slug=slug)
+    if study.status == Study.Status.DRAFT and not request.user.is_staff:
+        raise Http404("No such study.")
+    return study
+
+
+def item_context(request, study: Study, assignment: Assignment, error: str = "", notice: str = "",
+                 rationale: str = "") -> dict:
+    comparison = (Comparison.objects.select_related("instance", "generation_a", "generation_b")
+                  .get(pk=assignment.comparison_id))
+    left, right = ((comparison.generation_a, comparison.generation_b) if assignment.left_is_a
+                   else (comparison.generation_b, comparison.generation_a))
+    allowed = set(study.allowed_answers) | {"left", "right"}
+    return {
+        "study_slug": study.slug,
+        "token": assignment.token,
+        "input_text": comparison.instance.input,
+        "left_text": left.text,
+        "right_text": right.text,
+        "answers": [{"value": v, "key": k, "label": label} for v, k, label in ANSWERS if v in allowed],
+        "rationale_mode": study.rationale,
+        "rationale_text": rationale,
+        "progress": queue.progress(study, request.user),
+        "error": error,
+        "notice": notice,
+    }
+
+
+def render_item(request, study: Study, assignment: Assignment, status: int = 200, **extra):
+    context = item_context(request, study, assignment, **extra)
+    if is_htmx(request):
+        return render(request, "annotations/_item.html", context, status=status)
+    context["instructions"] = render_markdown(study.instructions)
+    return render(request, "annotations/annotate.html", context, status=status)
+
+
+def next_item_response(request, study: Study, notice: str = "", status: int = 200):
+    """After an answer: the next item (htmx swaps it in), or the done page."""
+    done_url = reverse("annotations:done", args=[study.slug])
+    if not is_htmx(request) and not notice:
+        return redirect("annotations:annotate", slug=study.slug, permanent=False)
+    assignment = None
+    if not queue.progress(study, request.user).quota_met and study.status == Study.Status.OPEN:
+        assignment = queue.next_assignment(study, request.user)
+    if assignment is None:
+        if is_htmx(request):
+            return HttpResponse(status=200, headers={"HX-Redirect": done_url})
+        return redirect(done_url)
+    return render_item(request, study, assignment, status=status, notice=notice)
+
+
+def open_assignment_for(request, study: Study, token: str) -> Assignment | None:
+    return (Assignment.objects.filter(token=token, annotator=request.user, comparison__study=study,
+                                      completed_at__isnull=True, served_at__isnull=False)
+            .select_related("comparison").first())
+
+
+# --------------------------------------------------------------------------------------------------
+# annotator pages
+
+
+@require_GET
+def annotate(request, slug):
+    study = annotator_study(request, slug)
+    params = prolific_params(request)
+    if params is not None:
+        try:
+            enter_from_prolific(request, study, params)
+        except ProlificError as exc:
+            return message_page(request, "This link does not work", str(exc), status=403)
+        return redirect("annotations:annotate", slug=slug)  # a clean address, without the participant id
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    if not may_annotate(request, study):
+        return message_page(request, "Not available", "You have not been invited to this study.", status=403)
+    if study.status == Study.Status.CLOSED:
+        return message_page(request, "Study closed", "This study is closed. Thank you for your interest.")
+    if queue.progress(study, request.user).quota_met:
+        return redirect("annotations:done", slug=slug)
+    assignment = queue.next_assignment(study, request.user)
+    if assignment is None:
+        return redirect("annotations:done", slug=slug)
+    return render_item(request, study, assignment)
+
+
+@require_POST
+def vote(request, slug):
+    study = annotator_study(request, slug)
+    if not request.user.is_authenticated:
+        return message_page(request, "Signed out", "Your session has ended. Please open your study link again.",
+                            status=403)
+    if not may_annotate(request, study):
+        raise PermissionDenied
+    token = request.POST.get("token", "")
+    choice = request.POST.get("choice", "")
+    rationale = request.POST.get("rationale", "")
+    allowed, retry_after = hit("vote", str(request.user.pk), settings.VOTE_RATE_LIMIT)
+    if not allowed:
+        text = f"You are answering faster than we can take answers. Please wait {retry_after} seconds and try again."
+        current = open_assignment_for(request, study, token)
+        if current is not None:
+            response = render_item(request, study, current, status=429, error=text, rationale=rationale)
+        else:
+            response = message_page(request, "Please slow down", text, status=429)
+        response["Retry-After"] = str(retry_after)
+        return response
+    try:
+        queue.submit_vote(study, request.user, token, choice, rationale)
+    except queue.VoteRejected as exc:
+        current = open_assignment_for(request, study, token) if exc.status == 400 else None
+        if current is not None:
+            return render_item(request, study, current, status=400, error=str(exc), rationale=rationale)
+        if study.status != Study.Status.OPEN:
+            return message_page(request, "Study closed", str(exc), status=exc.status)
+        return next_item_response(request, study, notice=str(exc), status=exc.status)
+    return next_item_response(request, study)
+
+
+@require_GET
+def done(request, slug):
+    study = annotator_study(request, slug)
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    if not may_annotate(request, study):
+        return message_page(request, "Not available", "You have not been invited to this study.", status=403)
+    progress = queue.progress(study, request.user)
+    items_left = study.status == Study.Status.OPEN and queue.has_open_items(study, request.user)
+    finished = progress.quota_met or (not study.quota and progress.done > 0 and not items_left)
+    return render(request, "annotations/done.html", {
+        "study_slug": study.slug,
+        "progress": progress,
+        "finished": finished,
+        "items_left": items_left,
+        "closed": study.status == Study.Status.CLOSED,
+        "completion_code": study.prolific_completion_code if finished else "",
+        "redirect_url": study.prolific_redirect_url if finished else "",
+    })
+
+
+@require_http_methods(["GET", "POST"])
+def invite(request, token):
+    invite_link = get_object_or_404(InviteLink, token=token)
+    profile = profile_of(request.user)
+    mine = profile is not None and profile.invite_id == invite_link.pk
+    studies = list(invite_link.studies.filter(status=Study.Status.OPEN).order_by("pk"))
+    if request.method == "POST":
+        if not mine and redeem_invite(request, invite_link) is None:
+            return message_page(request, "Invite used up", "This invite link is no longer valid. Please ask the "
+                                "research team for a new one.", status=410)
+        if len(studies) == 1:
+            return redirect("annotations:annotate", slug=studies[0].slug)
+        return redirect("annotations:invite", token=token)
+    if not mine and not invite_is_usable(invite_link):
+        return message_page(request, "Invite used up", "This invite link is no longer valid. Please ask the "
+                            "research team for a new one.", status=410)
+    tasks = []
+    if mine:
+        for number, study in enumerate(studies, start=1):
+            tasks.append({"number": number, "slug": study.slug, "progress": queue.progress(study, request.user)})
+    return render(request, "annotations/invite.html", {
+        "mine": mine, "tasks": tasks, "study_count": len(studies),
+        "signed_in_elsewhere": request.user.is_authenticated and not mine,
+    })
+
+
+# --------------------------------------------------------------------------------------------------
+# staff pages
+
+
+def staff_required(view):
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not (request.user.is_active and request.user.is_staff):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+    return wrapper
+
+
+@staff_required
+def study_list(request):
+    studies = (Study.objects.select_related("dataset")
+               .annotate(n_comparisons=Count("comparisons", distinct=True), n_votes=Count("votes", distinct=True))
+               .order_by("slug"))
+    return render(request, "annotations/study_list.html", {"studies": studies})
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def study_create(request):
+    form = StudyForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        study = form.save(commit=False)
+        study.created_by = request.user
+        study.save()
+        form.save_m2m()
+        messages.success(request, "Study saved as a draft. Open it to create its comparisons.")
+        return redirect("annotations:study_detail", slug=study.slug)
+    return render(request, "annotations/study_form.html", {"form": form, "study": None})
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def study_edit(request, slug):
+    study = get_object_or_404(Study, slug=slug)
+    form = StudyForm(request.POST or None, instance=study)
+    if request.method == "POST" and form.is_valid():
+        study = form.save()
+        note = " Open it again to apply a changed selection policy." if study.status != Study.Status.DRAFT else ""
+        messages.success(request, "Study saved." + note)
+        return redirect("annotations:study_detail", slug=study.slug)
+    return render(request, "annotations/study_form.html", {"form": form, "study": study})
+
+
+@staff_required
+@require_GET
+def study_detail(request, slug):
+    study = get_object_or_404(Study.objects.select_related("dataset"), slug=slug)
+    counts = study.comparisons.aggregate(
+        n_total=Count("id"), n_served=Count("id", filter=Q(selected=True, is_gold=False)),
+        n_gold=Count("id", filter=Q(is_gold=True)),
+        n_complete=Count("id", filter=Q(selected=True, is_gold=False,
+                                        votes_count__gte=study.votes_per_comparison)))
+    comparisons = {key[2:]: value for key, value in counts.items()}
+    invites = [{"link": link, "url": request.build_absolute_uri(reverse("annotations:invite", args=[link.token]))}
+               for link in study.invites.order_by("-created_at")]
+    return render(request, "annotations/study_detail.html", {
+        "study": study, "systems": study.systems.order_by("name"), "comparisons": comparisons,
+        "votes": study.votes.count(), "invites": invites, "invite_form": InviteForm(),
+        "instructions": render_markdown(study.instructions),
+        "annotate_url": request.build_absolute_uri(reverse("annotations:annotate", args=[study.slug])),
+    })
+
+
+@staff_required
+@require_POST
+def study_open(request, slug):
+    study = get_object_or_404(Study, slug=slug)
+    try:
+        created = open_study(study)
+    except SelectionError as exc:
+        messages.error(request, f"The study was not opened: {exc}")
+    else:
+        messages.success(request, f"Study open; {created} new comparisons.")
+    return redirect("annotations:study_detail", slug=slug)
+
+
+@staff_required
+@require_POST
+def study_close(request, slug):
+    study = get_object_or_404(Study, slug=slug)
+    Study.objects.filter(pk=study.pk).update(status=Study.Status.CLOSED)
+    messages.success(request, "Study closed: annotators get no new items.")
+    return redirect("annotations:study_detail", slug=slug)
+
+
+@staff_required
+@require_POST
+def invite_create(request, slug):
+    study = get_object_or_404(Study, slug=slug)
+    form = InviteForm(request.POST)
+    if form.is_valid():
+        link = form.save(commit=False)
+        link.created_by = request.user
+        link.save()
+        link.studies.add(study)
+        messages.success(request, "Invite link created.")
+    else:
+        messages.error(request, "Invite not created: " + "; ".join(
+            f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()))
+    return redirect("annotations:study_detail", slug=slug)

@@ -1,0 +1,168 @@
+"""Keeping a study's ratings current: O(1) Elo updates as votes land, full rebuilds and snapshots.
+
+Plain and separability-weighted Elo are stored per (study, method, system) in `RatingState` and moved
+in the vote's own transaction, with the two systems' rows locked in id order, so concurrent votes are
+applied one after the other (vote order = commit order). Bradley-Terry with bootstrap intervals is
+recomputed off the request path by a debounced task (`ranking.tasks.recompute_leaderboards`), which
+also refreshes the Elo snapshots from a full replay.
+"""
+from __future__ import annotations
+
+import logging
+
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F
+
+from .models import LeaderboardSnapshot, RatingState
+from .ratings import DEFAULT_INITIAL, RatingError, compute_leaderboard, elo_update
+
+log = logging.getLogger(__name__)
+
+ELO_METHODS = (RatingState.Method.ELO, RatingState.Method.WEIGHTED_ELO)
+SNAPSHOT_METHODS = ("elo", "weighted_elo", "bt", "weighted_bt")
+RECOMPUTE_DEBOUNCE_SECONDS = 5
+BOOTSTRAP_ROUNDS = 100
+
+
+def separability_weight(separability: float | None) -> float:
+    """w = clip(normalised separability, 0, 1); a unit without separability carries no weight."""
+    if separability is None:
+        return 0.0
+    return min(max(separability, 0.0), 1.0)
+
+
+def score_of(winner: str, both_bad: str) -> float | None:
+    if winner == "a":
+        return 1.0
+    if winner == "b":
+        return 0.0
+    if winner == "both_bad" and both_bad == "drop":
+        return None
+    return 0.5
+
+
+def counts_for_ratings(vote) -> bool:
+    return not vote.excluded and not vote.comparison.is_gold
+
+
+def apply_vote_to_ratings(vote) -> None:
+    """Move plain and weighted Elo by one vote. Call inside the transaction that stores the vote."""
+    comparison = vote.comparison
+    study = vote.study
+    if not counts_for_ratings(vote):
+        return
+    score = score_of(vote.winner, study.both_bad)
+    if score is None:
+        return
+    from annotations.models import Study
+
+    # One lock per study orders rating updates with each other and with full rebuilds.
+    list(Study.objects.select_for_update().filter(pk=study.pk).values_list("id", flat=True))
+    systems = (comparison.system_a_id, comparison.system_b_id)
+    RatingState.objects.bulk_create(
+        [RatingState(study_id=study.pk, system_id=s, method=m, rating=DEFAULT_INITIAL)
+         for s in systems for m in ELO_METHODS],
+        ignore_conflicts=True,
+    )
+    states = {
+        (state.method, state.system_id): state
+        for state in RatingState.objects.select_for_update().filter(study_id=study.pk, system_id__in=systems)
+        .order_by("id")
+    }
+    weights = {RatingState.Method.ELO: 1.0, RatingState.Method.WEIGHTED_ELO: separability_weight(comparison.separability)}
+    for method in ELO_METHODS:
+        state_a, state_b = states[(method, systems[0])], states[(method, systems[1])]
+        state_a.rating, state_b.rating = elo_update(state_a.rating, state_b.rating, score, weight=weights[method])
+        for state in (state_a, state_b):
+            RatingState.objects.filter(pk=state.pk).update(rating=state.rating, votes=F("votes") + 1)
+
+
+def study_vote_table(study):
+    """The votes that count for ratings, in vote order: (system_a, system_b, winner, weight) lists."""
+    from annotations.models import Vote
+
+    rows = (Vote.objects.filter(study=study, excluded=False, comparison__is_gold=False)
+            .order_by("submitted_at", "id")
+            .values_list("comparison__system_a__name", "comparison__system_b__name", "winner",
+                         "comparison__separability"))
+    system_a, system_b, winners, weights = [], [], [], []
+    for a, b, winner, separability in rows:
+        system_a.append(a)
+        system_b.append(b)
+        winners.append(winner)
+        weights.append(separability_weight(separability))
+    return system_a, system_b, winners, weights
+
+
+def study_leaderboard(study, method: str, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0):
+    """A fresh `ranking.ratings.Leaderboard` for the study (raises RatingError when it cannot rank)."""
+    system_a, system_b, winners, weights = study_vote_table(study)
+    return compute_leaderboard(system_a, system_b, winners, method=method,
+                               weights=weights if method.startswith("weighted") else None,
+                               both_bad=study.both_bad, rounds=rounds, seed=seed)
+
+
+@transaction.atomic
+def rebuild_elo_states(study) -> None:
+    """Replace the incremental Elo state by a full replay of the study's votes."""
+    from annotations.models import Study
+
+    Study.objects.select_for_update().filter(pk=study.pk).first()  # serialise with concurrent rebuilds
+    RatingState.objects.filter(study=study).delete()
+    system_ids = dict(study.systems.values_list("name", "id"))
+    for method in ELO_METHODS:
+        try:
+            board = study_leaderboard(study, method, rounds=0)
+        except RatingError:
+            continue
+        RatingState.objects.bulk_create([
+            RatingState(study=study, system_id=system_ids[row.system], method=method, rating=row.rating,
+                        votes=row.votes)
+            for row in board.rows
+        ])
+
+
+def refresh_snapshots(study, rounds: int = BOOTSTRAP_ROUNDS) -> dict[str, LeaderboardSnapshot]:
+    """Recompute every method's leaderboard with bootstrap intervals and store it."""
+    snapshots = {}
+    for method in SNAPSHOT_METHODS:
+        try:
+            board = study_leaderboard(study, method, rounds=rounds)
+            payload, error, used = board.to_dict(matrices=True), "", board.votes_used
+        except RatingError as exc:
+            payload, error, used = {}, str(exc), 0
+        snapshots[method], _ = LeaderboardSnapshot.objects.update_or_create(
+            study=study, method=method, defaults={"payload": payload, "error": error, "votes_used": used})
+    return snapshots
+
+
+def rebuild_study_ratings(study, rounds: int = BOOTSTRAP_ROUNDS) -> dict[str, LeaderboardSnapshot]:
+    """Full rebuild after an import or a separability run: Elo states and all snapshots."""
+    rebuild_elo_states(study)
+    return refresh_snapshots(study, rounds=rounds)
+
+
+def schedule_leaderboard_recompute(study_id: int) -> bool:
+    """Queue one recompute per debounce window; never raises (a vote must not fail because of it)."""
+    from .tasks import recompute_leaderboards
+
+    try:
+        if not cache.add(f"leaderboard-recompute:{study_id}", 1, timeout=RECOMPUTE_DEBOUNCE_SECONDS * 12):
+            return False
+        recompute_leaderboards.apply_async((study_id,), countdown=RECOMPUTE_DEBOUNCE_SECONDS)
+        return True
+    except Exception:  # noqa: BLE001 - broker or cache down: the next vote (or a rebuild) catches up
+        log.warning("could not schedule the leaderboard recompute of study %s", study_id, exc_info=True)
+        try:
+            cache.delete(f"leaderboard-recompute:{study_id}")
+        except Exception:  # noqa: BLE001
+            pass
+        return False
+
+
+def release_recompute_slot(study_id: int) -> None:
+    try:
+        cache.delete(f"leaderboard-recompute:{study_id}")
+    except Exception:  # noqa: BLE001
+        log.warning("cache unavailable while releasing the recompute slot of study %s", study_id)
