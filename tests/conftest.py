@@ -97,6 +97,7 @@ class WorkerProcess:
         self.log_path = log_path or (ROOT / "test-artifacts" / f"worker-{uuid.uuid4().hex[:8]}.log")
         self.process: subprocess.Popen | None = None
         self.hostname = f"test-{uuid.uuid4().hex[:8]}@%h"
+        self.env_extra: dict[str, str] = {}
 
     def start(self):
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,7 +106,7 @@ class WorkerProcess:
             [sys.executable, "-m", "celery", "-A", "evalsite", "worker", "-Q", self.queues, "--pool", "solo",
              "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
              "--hostname", self.hostname],
-            cwd=ROOT, env=subprocess_env(CELERY_BROKER_URL=self.broker_url), stdout=self.log,
+            cwd=ROOT, env=subprocess_env(CELERY_BROKER_URL=self.broker_url, **self.env_extra), stdout=self.log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.wait_until_ready()
