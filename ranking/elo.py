@@ -1,0 +1,260 @@
+"""Online Elo, plain and separability-weighted, as Chatbot Arena computes it.
+
+Elo is sequential: each vote moves the two ratings by K * (S_a - E_a) with
+E_a = 1 / (1 + base ** ((R_b - R_a) / scale)), so the loop over votes cannot be vectorised. It runs
+compiled with numba when numba is installed (a million votes in about 20 ms) and as a plain
+Python loop otherwise. The separability-weighted variant multiplies K by the vote's weight w and
+stays zero-sum: R_a += K*w*(S_a - E_a), R_b -= K*w*(S_a - E_a). (evalica's `weights` argument is a
+different thing: it scales the score S but not the expectation, which is not zero-sum.)
+
+Confidence intervals follow Chatbot Arena: resample the votes with replacement (which also
+reshuffles their order), rerun Elo, take percentiles.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .common import RatingError, as_vote_arrays
+
+__all__ = [
+    "DEFAULT_K",
+    "DEFAULT_INITIAL",
+    "DEFAULT_SCALE",
+    "DEFAULT_BASE",
+    "HAVE_NUMBA",
+    "elo",
+    "weighted_elo",
+    "elo_update",
+    "bootstrap_elo",
+    "elo_permutation_average",
+]
+
+DEFAULT_K = 4.0
+DEFAULT_INITIAL = 1000.0
+DEFAULT_SCALE = 400.0
+DEFAULT_BASE = 10.0
+
+
+def _run_elo_loop(a, b, score, weights, ratings, k, scale, ln_base):
+    """Apply the votes to `ratings` in place, in order. `weights` empty means every weight is 1.
+
+    Written so numba can compile it unchanged."""
+    use_weights = weights.shape[0] > 0
+    c = ln_base / scale
+    for i in range(a.shape[0]):
+        x = a[i]
+        y = b[i]
+        rx = ratings[x]
+        ry = ratings[y]
+        delta = k * (score[i] - 1.0 / (1.0 + math.exp((ry - rx) * c)))
+        if use_weights:
+            delta *= weights[i]
+        ratings[x] = rx + delta
+        ratings[y] = ry - delta
+
+
+def _run_elo_picks(picks, cell_of_vote, cell_a, cell_b, cell_score, vote_weight, ratings, k, scale, ln_base):
+    """Apply the votes numbered `picks` (a resample or a permutation), in that order.
+
+    A vote's systems and score are looked up through its cell (see _Cells); `vote_weight` is per vote,
+    empty when every weight is 1."""
+    use_weights = vote_weight.shape[0] > 0
+    c = ln_base / scale
+    for t in range(picks.shape[0]):
+        i = picks[t]
+        j = cell_of_vote[i]
+        x = cell_a[j]
+        y = cell_b[j]
+        rx = ratings[x]
+        ry = ratings[y]
+        delta = k * (cell_score[j] - 1.0 / (1.0 + math.exp((ry - rx) * c)))
+        if use_weights:
+            delta *= vote_weight[i]
+        ratings[x] = rx + delta
+        ratings[y] = ry - delta
+
+
+def _run_elo_loop_python(a, b, score, weights, ratings, k, scale, ln_base):
+    """The in-order loop on Python lists, for installations without numba (10 to 20 times slower)."""
+    r = ratings.tolist()
+    wl = weights.tolist() if weights.shape[0] else None
+    c = ln_base / scale
+    exp = math.exp
+    for i, (x, y, s) in enumerate(zip(a.tolist(), b.tolist(), score.tolist())):
+        rx, ry = r[x], r[y]
+        delta = k * (s - 1.0 / (1.0 + exp((ry - rx) * c)))
+        if wl is not None:
+            delta *= wl[i]
+        r[x] = rx + delta
+        r[y] = ry - delta
+    ratings[:] = r
+
+
+def _run_elo_picks_python(picks, cell_of_vote, cell_a, cell_b, cell_score, vote_weight, ratings, k, scale, ln_base):
+    cells = cell_of_vote[picks]
+    weights = vote_weight[picks] if vote_weight.shape[0] else vote_weight
+    _run_elo_loop_python(cell_a[cells], cell_b[cells], cell_score[cells], weights, ratings, k, scale, ln_base)
+
+
+try:
+    import numba
+
+    _elo_loop = numba.njit(cache=True, nogil=True)(_run_elo_loop)
+    _elo_picks = numba.njit(cache=True, nogil=True)(_run_elo_picks)
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover - exercised only where numba is missing
+    _elo_loop = _run_elo_loop_python
+    _elo_picks = _run_elo_picks_python
+    HAVE_NUMBA = False
+
+_NO_WEIGHTS = np.empty(0, dtype=np.float64)
+
+
+def _check_parameters(k: float, scale: float, base: float) -> float:
+    if not (math.isfinite(k) and k >= 0):
+        raise RatingError(f"K must be a finite non-negative number, got {k}")
+    if not (math.isfinite(scale) and scale > 0):
+        raise RatingError(f"scale must be positive, got {scale}")
+    if not (math.isfinite(base) and base > 1):
+        raise RatingError(f"base must be greater than 1, got {base}")
+    return math.log(base)
+
+
+class _Cells:
+    """The votes prepared for visiting them at random (bootstrap resamples, permutations).
+
+    Votes with scores 0, 0.5, 1 are grouped into cells of identical (a, b, score): a vote is then a
+    1- or 2-byte cell number and the cell tables fit in cache, which matters when a million votes
+    are visited in random order. Weights stay per vote."""
+
+    def __init__(self, a, b, score, weights, n_systems):
+        self.index_type = np.int32 if len(a) < 2**31 else np.int64
+        self.weight = _NO_WEIGHTS if weights is None else weights
+        doubled = score * 2.0
+        n_keys = n_systems * n_systems * 3
+        if n_keys <= 4_000_000 and np.array_equal(doubled, np.round(doubled)):
+            key = (a * n_systems + b) * 3 + doubled.astype(np.int64)
+            present = np.bincount(key, minlength=n_keys) > 0
+            keys = np.flatnonzero(present)
+            cell_type = np.uint16 if len(keys) < 2**16 else np.int32
+            self.cell_of_vote = (np.cumsum(present) - 1).astype(cell_type)[key]
+            self.a, self.b, self.score = keys // 3 // n_systems, keys // 3 % n_systems, (keys % 3) / 2.0
+        else:
+            self.cell_of_vote = np.arange(len(a), dtype=self.index_type)
+            self.a, self.b, self.score = a, b, score
+
+    def run(self, picks, ratings, k, scale, ln_base):
+        _elo_picks(picks, self.cell_of_vote, self.a, self.b, self.score, self.weight, ratings,
+                   float(k), float(scale), float(ln_base))
+        return ratings
+
+
+def elo(
+    a,
+    b,
+    score,
+    n_systems: int,
+    *,
+    weights=None,
+    k: float = DEFAULT_K,
+    initial: float = DEFAULT_INITIAL,
+    scale: float = DEFAULT_SCALE,
+    base: float = DEFAULT_BASE,
+) -> np.ndarray:
+    """Online Elo over the votes in the order given; returns one rating per system index.
+
+    `a`, `b`: system indices per vote; `score`: system a's score (1, 0.5, 0). With `weights`, each
+    vote's K is multiplied by its weight (see `weighted_elo`).
+    """
+    a, b, score, weights = as_vote_arrays(a, b, score, n_systems, weights)
+    ln_base = _check_parameters(k, scale, base)
+    ratings = np.full(n_systems, float(initial))
+    _elo_loop(a, b, score, _NO_WEIGHTS if weights is None else weights, ratings, float(k), float(scale), ln_base)
+    return ratings
+
+
+def weighted_elo(a, b, score, weights, n_systems: int, **parameters) -> np.ndarray:
+    """Separability-weighted Elo: K is multiplied by each vote's weight w (0 leaves the ratings alone).
+
+    Takes the same keyword parameters as `elo` (k, initial, scale, base).
+    """
+    if weights is None:
+        raise RatingError("weighted Elo needs one weight per vote")
+    return elo(a, b, score, n_systems, weights=weights, **parameters)
+
+
+def elo_update(
+    rating_a: float,
+    rating_b: float,
+    score_a: float,
+    *,
+    weight: float = 1.0,
+    k: float = DEFAULT_K,
+    scale: float = DEFAULT_SCALE,
+    base: float = DEFAULT_BASE,
+) -> tuple[float, float]:
+    """One vote's Elo step, for keeping stored ratings current as votes arrive (O(1) per vote)."""
+    expected_a = 1.0 / (1.0 + base ** ((rating_b - rating_a) / scale))
+    delta = k * weight * (score_a - expected_a)
+    return rating_a + delta, rating_b - delta
+
+
+def bootstrap_elo(
+    a,
+    b,
+    score,
+    n_systems: int,
+    *,
+    weights=None,
+    rounds: int = 100,
+    seed: int = 0,
+    k: float = DEFAULT_K,
+    initial: float = DEFAULT_INITIAL,
+    scale: float = DEFAULT_SCALE,
+    base: float = DEFAULT_BASE,
+) -> np.ndarray:
+    """Elo over `rounds` resamples of the votes (with replacement, in the resampled order).
+
+    Returns a (rounds, n_systems) array; the same seed gives the same array.
+    """
+    a, b, score, weights = as_vote_arrays(a, b, score, n_systems, weights)
+    ln_base = _check_parameters(k, scale, base)
+    cells = _Cells(a, b, score, weights, n_systems)
+    rng = np.random.default_rng(seed)
+    samples = np.full((rounds, n_systems), float(initial))
+    for r in range(rounds):
+        picks = rng.integers(0, len(a), size=len(a), dtype=cells.index_type)
+        cells.run(picks, samples[r], k, scale, ln_base)
+    return samples
+
+
+def elo_permutation_average(
+    a,
+    b,
+    score,
+    n_systems: int,
+    *,
+    weights=None,
+    permutations: int = 100,
+    seed: int = 0,
+    k: float = DEFAULT_K,
+    initial: float = DEFAULT_INITIAL,
+    scale: float = DEFAULT_SCALE,
+    base: float = DEFAULT_BASE,
+) -> np.ndarray:
+    """Elo averaged over `permutations` random orders of the votes, which removes the recency bias of
+    a single order. Seeded, so reproducible."""
+    a, b, score, weights = as_vote_arrays(a, b, score, n_systems, weights)
+    ln_base = _check_parameters(k, scale, base)
+    if permutations < 1:
+        raise RatingError("permutations must be at least 1")
+    cells = _Cells(a, b, score, weights, n_systems)
+    rng = np.random.default_rng(seed)
+    total = np.zeros(n_systems)
+    for _ in range(permutations):
+        picks = rng.permutation(len(a)).astype(cells.index_type)
+        total += cells.run(picks, np.full(n_systems, float(initial)), k, scale, ln_base)
+    return total / permutations
