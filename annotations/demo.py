@@ -29,17 +29,17 @@ class PairwiseDemo:
 
 PAPER_DEMOS = (
     PairwiseDemo("separability-paper/flan-t5-xxl_gpt-3.5_turbo_instruct_cnn_dm_pref_data.csv", "cnn-dm",
-                 "cnn-dm-flan-t5-vs-gpt35", "CNN/DailyMail summaries: flan-t5-xxl vs gpt-3.5-turbo-instruct",
+                 "cnn-dm-summaries", "CNN/DailyMail summaries (the separability paper's crowd batch)",
                  ("flan-t5-xxl", "gpt-3.5-turbo-instruct")),
     PairwiseDemo("separability-paper/mistral-7b_vicuna-7b_samsum_pref_data.csv", "samsum",
-                 "samsum-mistral-vs-vicuna", "SAMSum dialogue summaries: mistral-7b vs vicuna-7b",
+                 "samsum-summaries", "SAMSum dialogue summaries (the separability paper's crowd batch)",
                  ("mistral-7b", "vicuna-7b")),
 )
 PAPER_SOURCE = ("dill-lab/separability @ 933ec51e, data/preference_data/ (Ghosh, Srinivasan & Swayamdipta, "
                 "EMNLP Findings 2024). MIT licence.")
 PANDALM_FILE = "pandalm/testset-v1.json"
 PANDALM_DATASET = "pandalm"
-PANDALM_STUDY = "pandalm-five-7b"
+PANDALM_STUDY = "pandalm-instructions"
 PANDALM_SOURCE = ("WeOpenML/PandaLM @ 3871806e, data/testset-v1.json (Wang et al., ICLR 2024). Apache-2.0.")
 PANDALM_LABELS = {0: "tie", 1: "first", 2: "second"}
 

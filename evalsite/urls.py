@@ -2,6 +2,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from annotations.auth import LockoutLoginView
 
@@ -12,6 +13,11 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("accounts/login/", LockoutLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # One login page for everyone, so the lockout also guards the admin.
+    path("admin/login/", RedirectView.as_view(pattern_name="login", query_string=True)),
     path("admin/", admin.site.urls),
+    path("dashboard/", include("dashboard.urls")),
+    path("api/", include("api.urls")),
+    path("leaderboard/", include("ranking.urls")),
     path("", include("annotations.urls")),
 ]

@@ -6,8 +6,23 @@ from django.shortcuts import render
 from annotations.models import Study
 
 
+def studies_for_annotator(user):
+    """Open studies an annotator can work on: their invite's and those they already worked in."""
+    open_studies = Study.objects.filter(status=Study.Status.OPEN)
+    profile = getattr(user, "annotator", None)
+    invited = open_studies.filter(invites__annotators=profile) if profile else open_studies.none()
+    worked = open_studies.filter(comparisons__assignments__annotator=user)
+    return (invited | worked).distinct().order_by("slug")
+
+
 def home(request):
-    studies = Study.objects.filter(status=Study.Status.OPEN).order_by("slug")
+    """Staff see every open study by name; annotators only theirs, by slug (names may reveal models)."""
+    if request.user.is_staff:
+        studies = Study.objects.filter(status=Study.Status.OPEN).order_by("slug")
+    elif request.user.is_authenticated:
+        studies = studies_for_annotator(request.user)
+    else:
+        studies = Study.objects.none()
     public = Study.objects.filter(leaderboard_public=True).exclude(status=Study.Status.DRAFT).order_by("slug")
     return render(request, "home.html", {"studies": studies, "public_studies": public})
 

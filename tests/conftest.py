@@ -39,6 +39,15 @@ def eager_celery_by_default():
 
 
 @pytest.fixture(autouse=True)
+def plain_static_and_fast_hashing(settings):
+    """Templates use {% static %}; the manifest storage needs collectstatic, which tests do not run.
+    A fast password hasher keeps user creation cheap."""
+    settings.STORAGES = {**settings.STORAGES,
+                         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def clear_cache():
     from django.core.cache import cache
 

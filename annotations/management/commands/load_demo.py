@@ -26,9 +26,9 @@ from ._importing import run_atomically_or_exit
 
 STAFF_USERNAME = "researcher"
 DEMO_INSTRUCTIONS = {
-    "cnn-dm-flan-t5-vs-gpt35": "Read both summaries of the same news article and pick the better summary: "
+    "cnn-dm-summaries": "Read both summaries of the same news article and pick the better summary: "
                                "accurate, complete and concise. Pick **Tie** only if you truly cannot choose.",
-    "samsum-mistral-vs-vicuna": "Read both summaries of the same chat conversation and pick the better summary: "
+    "samsum-summaries": "Read both summaries of the same chat conversation and pick the better summary: "
                                 "faithful to the dialogue, covers who did what, concise.",
     demo.PANDALM_STUDY: "Read the instruction and the two responses. Pick the response that follows the "
                         "instruction better and is more correct and helpful.",
@@ -95,10 +95,10 @@ class Command(BaseCommand):
         systems = {s.name: s for s in System.objects.filter(name__in=parsed.systems)}
         study, created = Study.objects.get_or_create(
             slug=demo.PANDALM_STUDY,
-            defaults={"name": "PandaLM: five 7B models", "dataset": dataset, "votes_per_comparison": 3, "quota": 0},
+            defaults={"name": "PandaLM instruction following", "dataset": dataset, "votes_per_comparison": 3, "quota": 0},
         )
         study.systems.add(*systems.values())
-        self.describe(study, "PandaLM human test set: five 7B instruction-tuned models", demo.PANDALM_SOURCE)
+        self.describe(study, "PandaLM instruction following (human test set)", demo.PANDALM_SOURCE)
         generations = {(g.instance.external_id, g.system.name, g.sample_index): g
                        for g in Generation.objects.filter(instance__dataset=dataset).select_related("instance", "system")}
         already = set(Vote.objects.filter(study=study).values_list("comparison_id", "annotator__username"))

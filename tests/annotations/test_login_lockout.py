@@ -1,0 +1,72 @@
+"""Sign-in at /accounts/login/ locks a username, and an address, out after too many failures."""
+import time
+
+import pytest
+from django.test import Client
+
+from .test_queue import plain_static  # noqa: F401 - plain_static is a fixture
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def small_limits(settings):
+    settings.LOGIN_MAX_FAILURES = 3
+    settings.LOGIN_LOCKOUT_SECONDS = 60
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast; runs before staff_user
+
+
+def sign_in(client, username, password, ip="10.0.0.1"):
+    return client.post("/accounts/login/", {"username": username, "password": password, "next": "/studies/"},
+                       REMOTE_ADDR=ip)
+
+
+def test_login_uses_the_lockout_view():
+    from annotations.auth import LockoutLoginView
+
+    response = Client().get("/accounts/login/")
+    assert response.status_code == 200
+    assert response.resolver_match.func.view_class is LockoutLoginView
+
+
+def test_correct_password_signs_in(staff_user):
+    response = sign_in(Client(), "staff", "staff-pass-123")
+    assert response.status_code == 302
+
+
+def test_username_locked_after_max_failures_even_with_the_right_password(staff_user):
+    client = Client()
+    for _ in range(3):
+        assert sign_in(client, "staff", "wrong").status_code == 200
+    locked = sign_in(client, "staff", "staff-pass-123")
+    assert locked.status_code == 429
+    assert "Too many failed sign-in attempts" in locked.content.decode()
+    assert "_auth_user_id" not in client.session
+    # from another address too: the name is locked, wherever the guesses come from
+    assert sign_in(Client(), "STAFF ", "staff-pass-123", ip="10.9.9.9").status_code == 429
+
+
+def test_address_locked_after_failures_across_many_usernames(staff_user, settings):
+    settings.LOGIN_MAX_FAILURES_PER_IP = 4
+    for i in range(4):
+        sign_in(Client(), f"guess{i}", "wrong", ip="10.0.0.7")
+    assert sign_in(Client(), "staff", "staff-pass-123", ip="10.0.0.7").status_code == 429
+    assert sign_in(Client(), "staff", "staff-pass-123", ip="10.0.0.8").status_code == 302
+
+
+def test_success_resets_the_username_counter(staff_user):
+    for _ in range(2):
+        sign_in(Client(), "staff", "wrong")
+    assert sign_in(Client(), "staff", "staff-pass-123").status_code == 302
+    for _ in range(2):
+        sign_in(Client(), "staff", "wrong")
+    assert sign_in(Client(), "staff", "staff-pass-123").status_code == 302
+
+
+def test_lockout_ends_after_the_lockout_time(staff_user, settings):
+    settings.LOGIN_LOCKOUT_SECONDS = 2
+    for _ in range(3):
+        sign_in(Client(), "staff", "wrong")
+    assert sign_in(Client(), "staff", "staff-pass-123").status_code == 429
+    time.sleep(2.1)
+    assert sign_in(Client(), "staff", "staff-pass-123").status_code == 302
