@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 
 from .models import LeaderboardSnapshot, RatingState
-from .ratings import DEFAULT_INITIAL, RatingError, compute_leaderboard, elo_update
+from .ratings import (DEFAULT_INITIAL, RatingError, compute_leaderboard, elo, elo_update, factorize_systems,
+                      scores_from_winners)
 
 log = logging.getLogger(__name__)
 
@@ -105,21 +107,30 @@ def study_leaderboard(study, method: str, rounds: int = BOOTSTRAP_ROUNDS, seed: 
 
 @transaction.atomic
 def rebuild_elo_states(study) -> None:
-    """Replace the incremental Elo state by a full replay of the study's votes."""
-    from annotations.models import Study
+    """Replace the incremental Elo state by a full replay of the study's votes.
+
+    Replays with `ratings.elo` itself rather than `compute_leaderboard`, whose connectivity and
+    all-weights-zero checks would leave the state empty while the per-vote updates go on from 1000:
+    online Elo is defined for any votes."""
+    from annotations.models import Study, System
 
     Study.objects.select_for_update().filter(pk=study.pk).first()  # serialise with concurrent rebuilds
     RatingState.objects.filter(study=study).delete()
-    system_ids = dict(study.systems.values_list("name", "id"))
-    for method in ELO_METHODS:
-        try:
-            board = study_leaderboard(study, method, rounds=0)
-        except RatingError:
-            continue
+    system_a, system_b, winners, weights = study_vote_table(study)
+    score, keep = scores_from_winners(winners, study.both_bad)
+    kept = [i for i in range(len(winners)) if keep[i]]
+    if not kept:
+        return
+    a, b, names = factorize_systems([system_a[i] for i in kept], [system_b[i] for i in kept])
+    score, weights = score[kept], [weights[i] for i in kept]
+    votes = np.bincount(a, minlength=len(names)) + np.bincount(b, minlength=len(names))
+    system_ids = dict(System.objects.filter(name__in=names).values_list("name", "id"))
+    for method, method_weights in ((RatingState.Method.ELO, None), (RatingState.Method.WEIGHTED_ELO, weights)):
+        ratings = elo(a, b, score, len(names), weights=method_weights)
         RatingState.objects.bulk_create([
-            RatingState(study=study, system_id=system_ids[row.system], method=method, rating=row.rating,
-                        votes=row.votes)
-            for row in board.rows
+            RatingState(study=study, system_id=system_ids[name], method=method, rating=float(ratings[i]),
+                        votes=int(votes[i]))
+            for i, name in enumerate(names)
         ])
 
 

@@ -1,0 +1,239 @@
+"""What the leaderboard page, its JSON twin and the REST API show, built from stored snapshots.
+
+The numbers come from `LeaderboardSnapshot` rows written by the recompute task; this module only reads
+them (computing them on the spot when a method's snapshot does not exist yet), decides who may see a
+study's leaderboard, and reshapes the four methods' payloads into one row per system for the page. A
+method that could not rank the votes keeps its error message: nothing here ever fills in a number.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from annotations.models import Comparison, Study, Vote
+
+from .models import LeaderboardSnapshot
+from .ratings import DEFAULT_INITIAL, METHOD_TITLES
+from .services import SNAPSHOT_METHODS, refresh_snapshots
+
+PUBLIC_STATUSES = (Study.Status.OPEN, Study.Status.CLOSED)
+# The method whose order and rank head the table; the next ones stand in when it has an error.
+PRIMARY_ORDER = ("bt", "elo", "weighted_bt", "weighted_elo")
+WEIGHTED_OF = {"elo": "weighted_elo", "bt": "weighted_bt"}
+
+
+def is_public(study: Study) -> bool:
+    return study.leaderboard_public and study.status in PUBLIC_STATUSES
+
+
+def can_view(study: Study, user) -> bool:
+    """The public sees published leaderboards of open or closed studies; staff see every study's."""
+    return is_public(study) or bool(getattr(user, "is_staff", False))
+
+
+def public_studies():
+    return Study.objects.filter(leaderboard_public=True, status__in=PUBLIC_STATUSES).order_by("name", "slug")
+
+
+def study_snapshots(study: Study) -> dict[str, LeaderboardSnapshot]:
+    """Every method's stored snapshot; when one is missing (a study never recomputed), compute them now."""
+    snapshots = {s.method: s for s in LeaderboardSnapshot.objects.filter(study=study)}
+    if any(method not in snapshots for method in SNAPSHOT_METHODS):
+        snapshots = refresh_snapshots(study)
+    return snapshots
+
+
+def method_payload(snapshot: LeaderboardSnapshot) -> dict:
+    """A snapshot's payload (`Leaderboard.to_dict(matrices=True)` plus `computed_at`), or {"error": ...}."""
+    if snapshot.error:
+        return {"error": snapshot.error}
+    if not snapshot.payload.get("ratings"):
+        return {"error": "not computed yet"}
+    return {**snapshot.payload, "computed_at": snapshot.computed_at.isoformat()}
+
+
+def leaderboard_payload(study: Study, snapshots: dict[str, LeaderboardSnapshot] | None = None) -> dict:
+    """`{"study": slug, "methods": {method: payload or {"error": message}}}` for the JSON endpoint and the API."""
+    snapshots = snapshots if snapshots is not None else study_snapshots(study)
+    return {"study": study.slug,
+            "methods": {method: method_payload(snapshots[method]) for method in SNAPSHOT_METHODS}}
+
+
+# --- The page ------------------------------------------------------------------------------------
+
+@dataclass
+class RankShift:
+    """Where a weighted method ranks a system compared with its plain counterpart."""
+
+    plain_rank: int
+    weighted_rank: int
+
+    @property
+    def places(self) -> int:
+        return abs(self.plain_rank - self.weighted_rank)
+
+    @property
+    def direction(self) -> str:
+        return "up" if self.weighted_rank < self.plain_rank else "down"
+
+    @property
+    def arrow(self) -> str:
+        return "▲" if self.direction == "up" else "▼"
+
+    @property
+    def text(self) -> str:
+        side = "higher" if self.direction == "up" else "lower"
+        plural = "" if self.places == 1 else "s"
+        return (f"ranked {self.places} place{plural} {side} when weighted "
+                f"(rank {self.weighted_rank} instead of {self.plain_rank})")
+
+
+@dataclass
+class SystemRow:
+    system: str
+    rank: int | None = None
+    ratings: dict[str, dict] = field(default_factory=dict)  # method -> the payload's row
+    shifts: dict[str, RankShift] = field(default_factory=dict)  # weighted method -> shift
+    votes: int | None = None
+    win_rate: float | None = None
+
+    @property
+    def win_rate_percent(self) -> float | None:
+        return None if self.win_rate is None else 100 * self.win_rate
+
+
+@dataclass
+class MethodInfo:
+    method: str
+    title: str
+    error: str = ""
+    votes_used: int = 0
+    rounds: int = 0
+    computed_at: object = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def _cell_colours(rate: float) -> tuple[str, str]:
+    """(background, text) for a win rate: orange below one half, purple above (colour-blind safe),
+    white at one half; the text colour is whichever of black and white contrasts more."""
+    low, high = (179, 88, 6), (84, 39, 136)
+    end, t = (low, (0.5 - rate) * 2) if rate < 0.5 else (high, (rate - 0.5) * 2)
+    rgb = [round(255 + (c - 255) * t) for c in end]
+
+    def channel(c):
+        c /= 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    luminance = 0.2126 * channel(rgb[0]) + 0.7152 * channel(rgb[1]) + 0.0722 * channel(rgb[2])
+    return "#{:02x}{:02x}{:02x}".format(*rgb), ("#000" if luminance > 0.179 else "#fff")
+
+
+def _heatmap(payload: dict, order: list[str]) -> dict | None:
+    systems = payload.get("systems")
+    if not systems or "win_rate" not in payload:
+        return None
+    position = {name: i for i, name in enumerate(systems)}
+    names = [name for name in order if name in position]
+    rows = []
+    for row_name in names:
+        cells = []
+        for col_name in names:
+            i, j = position[row_name], position[col_name]
+            rate, count = payload["win_rate"][i][j], payload["counts"][i][j]
+            if row_name == col_name:
+                cells.append({"kind": "self"})
+            elif rate is None:
+                cells.append({"kind": "none", "opponent": col_name})
+            else:
+                background, colour = _cell_colours(rate)
+                cells.append({"kind": "rate", "percent": round(100 * rate), "count": count, "opponent": col_name,
+                              "style": f"background-color: {background}; color: {colour}"})
+        rows.append({"system": row_name, "cells": cells})
+    return {"systems": names, "rows": rows}
+
+
+def _finite(value):
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def page_context(study: Study) -> dict:
+    """Everything the leaderboard template and its charts need."""
+    snapshots = study_snapshots(study)
+    payloads = {method: method_payload(snapshots[method]) for method in SNAPSHOT_METHODS}
+    methods = {}
+    for method in SNAPSHOT_METHODS:
+        snapshot, payload = snapshots[method], payloads[method]
+        methods[method] = MethodInfo(
+            method=method, title=METHOD_TITLES[method], error=payload.get("error", ""),
+            votes_used=snapshot.votes_used, rounds=payload.get("rounds", 0), computed_at=snapshot.computed_at,
+            notes=payload.get("notes", []),
+        )
+
+    primary = next((m for m in PRIMARY_ORDER if methods[m].ok), None)
+    order: list[str] = []
+    for method in ([primary] if primary else []) + list(SNAPSHOT_METHODS):
+        for row in payloads[method].get("ratings", []):
+            if row["system"] not in order:
+                order.append(row["system"])
+
+    rows = {name: SystemRow(system=name) for name in order}
+    for method in SNAPSHOT_METHODS:
+        for row in payloads[method].get("ratings", []):
+            target = rows[row["system"]]
+            target.ratings[method] = row
+            if method == primary:
+                target.rank = row["rank"]
+            if target.votes is None and not method.startswith("weighted"):
+                target.votes, target.win_rate = row["votes"], _finite(row.get("win_rate"))
+    for target in rows.values():
+        if target.votes is None:  # only weighted methods ranked it; their counts are the same votes
+            for row in target.ratings.values():
+                target.votes, target.win_rate = row["votes"], _finite(row.get("win_rate"))
+                break
+        for plain, weighted in WEIGHTED_OF.items():
+            if plain in target.ratings and weighted in target.ratings:
+                shift = RankShift(target.ratings[plain]["rank"], target.ratings[weighted]["rank"])
+                if shift.places:
+                    target.shifts[weighted] = shift
+
+    matrix_source = next((m for m in ("bt", "elo", "weighted_bt", "weighted_elo") if methods[m].ok), None)
+    heatmap = _heatmap(payloads[matrix_source], order) if matrix_source else None
+
+    def series(method, key="rating"):
+        if not methods[method].ok:
+            return None
+        return [_finite(rows[name].ratings[method][key]) if method in rows[name].ratings else None for name in order]
+
+    chart_data = {
+        "systems": order,
+        "initial": DEFAULT_INITIAL,
+        "titles": {m: METHOD_TITLES[m] for m in SNAPSHOT_METHODS},
+        "ratings": {m: series(m) for m in SNAPSHOT_METHODS},
+        "ci_low": {m: series(m, "ci_low") for m in ("bt", "weighted_bt")},
+        "ci_high": {m: series(m, "ci_high") for m in ("bt", "weighted_bt")},
+    }
+    weighted_failed = not (methods["weighted_elo"].ok and methods["weighted_bt"].ok)
+    no_separability = weighted_failed and not Comparison.objects.filter(
+        study=study, separability__isnull=False).exists()
+    counted = Vote.objects.filter(study=study, excluded=False, comparison__is_gold=False)
+    if study.both_bad == Study.BothBad.DROP:
+        counted = counted.exclude(winner=Vote.Winner.BOTH_BAD)
+    used = max((info.votes_used for info in methods.values() if info.ok), default=0)
+    return {
+        "study": study,
+        "public": is_public(study),
+        "methods": methods,
+        "primary": methods[primary] if primary else None,
+        "rows": [rows[name] for name in order],
+        "heatmap": heatmap,
+        "chart_data": chart_data,
+        "show_elo_chart": methods["elo"].ok or methods["weighted_elo"].ok,
+        "show_bt_chart": methods["bt"].ok or methods["weighted_bt"].ok,
+        "no_separability": no_separability,
+        "votes_counted_now": counted.count(),
+        "votes_used": used,
+    }
