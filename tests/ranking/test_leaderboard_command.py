@@ -185,3 +185,24 @@ def test_pandalm_demo_ranks_llama_first_and_cerebras_last(client, settings):
     assert on_page[0] == "llama-7b" and on_page[-1] == "cerebras-gpt-6.7B" and len(on_page) == 5
     # PandaLM has one response per model: separability, hence the weighted methods, is undefined.
     assert "Separability-weighted Elo: not available." in html
+
+
+def test_anchor_shifts_every_rating_so_the_named_system_gets_its_published_value(tmp_path):
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    path = tmp_path / "arena.csv"
+    path.write_text("model_a,model_b,winner\nx,y,model_a\nx,y,model_b\nx,y,model_a\ny,z,tie\nz,x,model_b\n")
+    plain, anchored = io.StringIO(), io.StringIO()
+    call_command("leaderboard", "--from-csv", str(path), "--json", "--rounds", "5", stdout=plain)
+    call_command("leaderboard", "--from-csv", str(path), "--json", "--rounds", "5", "--anchor", "y=1114",
+                 stdout=anchored)
+    before = {r["system"]: r for r in json.loads(plain.getvalue())["ratings"]}
+    after = {r["system"]: r for r in json.loads(anchored.getvalue())["ratings"]}
+    assert after["y"]["rating"] == 1114
+    shift = after["y"]["rating"] - before["y"]["rating"]
+    for name in before:
+        assert after[name]["rating"] - before[name]["rating"] == pytest.approx(shift)
+        assert after[name]["rank"] == before[name]["rank"]

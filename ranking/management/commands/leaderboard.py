@@ -5,6 +5,7 @@ With --study the votes come from the database (the same votes and weights the si
 including Chatbot Arena's battle tables. Bad input: one line on stderr and exit status 1.
 """
 import json
+from dataclasses import replace
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -47,6 +48,9 @@ class Command(BaseCommand):
                                  '"votes", "win_rate"}], ...} instead of a table')
         parser.add_argument("--rounds", type=int, default=100, help="bootstrap rounds for the intervals (default 100)")
         parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+        parser.add_argument("--anchor", metavar="SYSTEM=RATING",
+                            help="shift every rating (and interval) so SYSTEM gets RATING, as published leaderboards "
+                                 "do (e.g. Chatbot Arena anchors mixtral-8x7b-instruct-v0.1 at 1114); ranks are unchanged")
         parser.add_argument("--both-bad", choices=("tie", "drop"), default="tie",
                             help="with --from-csv: count 'both bad' as a tie (default) or drop it; "
                                  "--study uses the study's own setting")
@@ -61,10 +65,27 @@ class Command(BaseCommand):
         else:
             source = f"study {options['study']}"
             board = self.from_study(options["study"], method, rounds, seed)
+        if options["anchor"]:
+            board = self.anchored(board, options["anchor"])
         if options["json"]:
             self.stdout.write(json.dumps(board.to_dict(), indent=2))
         else:
             self.stdout.write(format_table(board, source))
+
+    def anchored(self, board: Leaderboard, anchor: str) -> Leaderboard:
+        name, _, value = anchor.rpartition("=")
+        try:
+            target = float(value)
+        except ValueError:
+            raise CommandError(f"--anchor takes SYSTEM=RATING, got {anchor!r}") from None
+        try:
+            shift = target - board.row(name).rating
+        except KeyError:
+            raise CommandError(f"--anchor: no system {name!r} in these votes") from None
+        board.rows = [replace(row, rating=row.rating + shift, ci_low=row.ci_low + shift, ci_high=row.ci_high + shift)
+                      for row in board.rows]
+        board.notes.append(f"ratings shifted by {shift:+.3f} so that {name} = {target:g}")
+        return board
 
     def fail(self, message: str):
         self.stderr.write(message)
