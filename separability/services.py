@@ -147,7 +147,7 @@ def normalise_dataset(dataset) -> dict[str, float]:
     """Store normalised separability for every metric; returns each metric's (max - min) range."""
     ranges = {}
     alignments = Alignment.objects.filter(instance__dataset=dataset)
-    for metric in alignments.values_list("metric", flat=True).distinct():
+    for metric in alignments.order_by().values_list("metric", flat=True).distinct():
         rows = alignments.filter(metric=metric)
         low, high = None, None
         for field in ("self_a", "self_b", "cross"):

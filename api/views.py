@@ -1,0 +1,300 @@
+"""The researcher REST API (/api/v1/): staff only, token or session authentication.
+
+Views are thin: querysets and serializers here, numbers from `dashboard.queries`, records from
+`dashboard.exports`, imports through the same `annotations.importers` parse_* / `annotations.services`
+write_* pair as the command line and the admin, inside one transaction. Every input goes through a
+serializer, so a bad one is a 400 that says what is wrong, never a 500.
+"""
+from __future__ import annotations
+
+import itertools
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
+from rest_framework.decorators import api_view, parser_classes, renderer_classes
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
+from rest_framework.response import Response
+
+from annotations.models import Comparison, Dataset, Study
+
+from . import serializers as s
+
+
+class CSVRenderer(BaseRenderer):
+    """Lets `?format=csv` through content negotiation; the view streams the CSV itself."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if isinstance(data, (bytes, str)):
+            return data
+        import json
+
+        return json.dumps(data).encode()  # errors (e.g. a 404) keep a readable body
+
+
+class VotePagination(LimitOffsetPagination):
+    default_limit = 1000
+    max_limit = 20_000
+
+
+def _validated(serializer_class, data, **context):
+    serializer = serializer_class(data=data, context=context)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+# --------------------------------------------------------------------------------------------------
+# datasets
+
+
+class DatasetList(generics.ListAPIView):
+    """Datasets, by slug."""
+
+    queryset = Dataset.objects.order_by("slug")
+    serializer_class = s.DatasetSerializer
+
+
+class DatasetDetail(generics.RetrieveAPIView):
+    """A dataset with its counts, systems, studies and separability coverage per metric."""
+
+    queryset = Dataset.objects.all()
+    serializer_class = s.DatasetDetailSerializer
+    lookup_field = "slug"
+
+
+@extend_schema(
+    request={"multipart/form-data": s.ImportSerializer},
+    responses={201: s.ImportResultSerializer, 400: OpenApiResponse(s.ImportErrorSerializer,
+                                                                   description="Nothing was written.")},
+    summary="Import a file into the dataset",
+    description="kind=generations (JSONL or CSV; creates the dataset if new), votes (CSV for an existing study of "
+                "this dataset) or pairwise (the separability paper's crowd batch; creates the study if new). "
+                "The whole file is checked first and written in one transaction: a bad file answers 400 with "
+                "`{\"error\": \"FILE:LINE: field: message\"}` and changes nothing.",
+)
+@api_view(["POST"])
+@parser_classes([MultiPartParser, FormParser])
+def dataset_import(request, slug):
+    from annotations.importers import (
+        ImportFileError,
+        parse_generations,
+        parse_pairwise_csv,
+        parse_votes_csv,
+        write_generations,
+    )
+    from annotations.services import get_or_create_dataset, write_pairwise, write_votes
+
+    data = _validated(s.ImportSerializer, request.data, dataset_slug=slug)
+    upload = data["file"]
+    raw, name, kind = upload.read(), upload.name, data["kind"]
+    study = None
+    try:
+        with transaction.atomic():
+            if kind == "generations":
+                parsed = parse_generations(name, settings.IMPORT_MAX_TEXT_BYTES, data=raw, fmt=data.get("format"))
+                summary = write_generations(get_or_create_dataset(slug), parsed)
+            elif kind == "pairwise":
+                parsed = parse_pairwise_csv(name, settings.IMPORT_MAX_TEXT_BYTES, data=raw)
+                study, summary = write_pairwise(parsed, slug, data["study"], data["system_names"])
+            else:
+                study = data["study_obj"]
+                summary = write_votes(parse_votes_csv(name, data=raw), study, name)
+    except ImportFileError as exc:
+        return Response({"error": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+    if study is not None and summary.votes_created:
+        from ranking.tasks import recompute_leaderboards
+
+        transaction.on_commit(lambda: recompute_leaderboards.apply_async((study.pk,)), robust=True)
+    return Response({"dataset": slug, "kind": kind, "study": study.slug if study else None,
+                     "summary": vars(summary), "message": summary.as_text()}, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(
+    parameters=[s.SeparabilityQuerySerializer],
+    responses=inline_serializer("PaginatedSeparability", {
+        "count": serializers.IntegerField(), "next": serializers.CharField(allow_null=True),
+        "previous": serializers.CharField(allow_null=True), "summary": serializers.DictField(),
+        "results": s.SeparabilityRecordSerializer(many=True)}),
+    summary="Separability of a dataset",
+    description="One record per (instance, system pair, metric), as `export_separability` writes them. "
+                "Paginated with limit/offset; filter with metric, system_a and system_b.",
+)
+@api_view(["GET"])
+def dataset_separability(request, slug):
+    from dashboard.queries import dataset_summary
+    from separability.exports import iter_separability_records
+    from separability.models import Alignment
+
+    dataset = get_object_or_404(Dataset, slug=slug)
+    query = _validated(s.SeparabilityQuerySerializer, request.query_params)
+    rows = Alignment.objects.filter(instance__dataset=dataset)
+    if query.get("metric"):
+        rows = rows.filter(metric=query["metric"])
+    records = iter_separability_records(dataset, query.get("metric"))
+    if query.get("system_a"):
+        pair = {query["system_a"], query["system_b"]}
+        rows = rows.filter(Q(system_a__name__in=pair) & Q(system_b__name__in=pair))
+        records = (r for r in records if {r["system_a"], r["system_b"]} == pair)
+    paginator = LimitOffsetPagination()
+    limit, offset = paginator.get_limit(request), paginator.get_offset(request)
+    paginator.count, paginator.limit, paginator.offset, paginator.request = rows.count(), limit, offset, request
+    page = list(itertools.islice(records, offset, offset + limit))
+    response = paginator.get_paginated_response(page)
+    response.data["summary"] = dataset_summary(dataset)["separability"]
+    return response
+
+
+# --------------------------------------------------------------------------------------------------
+# studies
+
+
+class StudyList(generics.ListAPIView):
+    """Studies with their progress toward the target."""
+
+    queryset = Study.objects.select_related("dataset").prefetch_related("systems").order_by("slug")
+    serializer_class = s.StudySerializer
+
+
+class StudyDetail(generics.RetrieveAPIView):
+    """A study: settings, progress and inter-annotator agreement."""
+
+    queryset = Study.objects.select_related("dataset").prefetch_related("systems")
+    serializer_class = s.StudyDetailSerializer
+    lookup_field = "slug"
+
+
+class StudyComparisons(generics.ListAPIView):
+    """The study's A/B comparisons (paginated), optionally filtered."""
+
+    serializer_class = s.ComparisonSerializer
+
+    @extend_schema(parameters=[s.ComparisonQuerySerializer])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        study = get_object_or_404(Study, slug=self.kwargs["slug"])
+        query = _validated(s.ComparisonQuerySerializer, self.request.query_params)
+        qs = (Comparison.objects.filter(study=study)
+              .select_related("instance", "system_a", "system_b", "generation_a", "generation_b").order_by("id"))
+        for key in ("selected", "is_gold"):
+            if query.get(key) is not None:
+                qs = qs.filter(**{key: query[key]})
+        if query.get("min_separability") is not None:
+            qs = qs.filter(separability__gte=query["min_separability"])
+        if query.get("system"):
+            qs = qs.filter(Q(system_a__name=query["system"]) | Q(system_b__name=query["system"]))
+        return qs
+
+
+@extend_schema(
+    parameters=[OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"],
+                                 description="csv: the whole study as one CSV file (not paginated).")],
+    responses={200: inline_serializer("PaginatedVotes", {
+        "count": serializers.IntegerField(), "next": serializers.CharField(allow_null=True),
+        "previous": serializers.CharField(allow_null=True), "results": s.VoteRecordSerializer(many=True)}),
+        (200, "text/csv"): OpenApiTypes.STR},
+    summary="Votes of a study",
+    description="Every vote with its comparison, the systems on the left and right, the decoded winner, the "
+                "annotator's pseudonym, timings and flags. JSON is paginated (limit up to 20000); `?format=csv` "
+                "streams the whole study.",
+)
+@api_view(["GET"])
+@renderer_classes([JSONRenderer, BrowsableAPIRenderer, CSVRenderer])
+def study_votes(request, slug):
+    from dashboard import exports
+
+    study = get_object_or_404(Study, slug=slug)
+    if request.accepted_renderer.format == "csv":
+        response = StreamingHttpResponse(exports.iter_export_text(study, "csv"), content_type=exports.CONTENT_TYPES["csv"])
+        response["Content-Disposition"] = f'attachment; filename="{exports.export_filename(study.slug, "csv")}"'
+        return response
+    paginator = VotePagination()
+    page = paginator.paginate_queryset(exports.vote_queryset(study), request)
+    return paginator.get_paginated_response([exports.vote_record(v, study.slug) for v in page])
+
+
+@extend_schema(
+    parameters=[s.LeaderboardQuerySerializer],
+    responses=inline_serializer("Leaderboards", {
+        "study": serializers.CharField(), "leaderboards": s.LeaderboardSerializer(many=True),
+        "comparisons": serializers.ListField(child=serializers.DictField())}),
+    summary="Leaderboards of a study",
+    description="The stored snapshots (elo, weighted_elo, bt, weighted_bt), each with ratings, bootstrap "
+                "intervals and ranks, or the error that prevented ranking; plus plain vs weighted side by side "
+                "with rank changes.",
+)
+@api_view(["GET"])
+def study_leaderboards(request, slug):
+    from dashboard.queries import leaderboards
+
+    study = get_object_or_404(Study, slug=slug)
+    query = _validated(s.LeaderboardQuerySerializer, request.query_params)
+    data = leaderboards(study)
+    boards = [b for m, b in sorted(data["boards"].items()) if not query.get("method") or m == query["method"]]
+    comparisons = [] if query.get("method") else [
+        {"plain": (c["plain"] or {}).get("method"), "weighted": (c["weighted"] or {}).get("method"),
+         "rows": [{"system": r["system"], "plain_rank": (r["plain"] or {}).get("rank"),
+                   "weighted_rank": (r["weighted"] or {}).get("rank"), "rank_change": r["rank_change"],
+                   "plain_rating": (r["plain"] or {}).get("rating"),
+                   "weighted_rating": (r["weighted"] or {}).get("rating")} for r in c["rows"]]}
+        for c in data["comparisons"]]
+    return Response({"study": study.slug, "leaderboards": boards, "comparisons": comparisons})
+
+
+# --------------------------------------------------------------------------------------------------
+# tokens and docs
+
+
+@extend_schema(request=s.TokenRequestSerializer, responses={200: s.TokenSerializer, 201: s.TokenSerializer},
+               summary="Create (or show) your API token",
+               description="Signed in as staff (session or token), get your token for `Authorization: Token KEY`. "
+                           "`rotate: true` replaces it.")
+@api_view(["POST"])
+def token(request):
+    from rest_framework.authtoken.models import Token
+
+    query = _validated(s.TokenRequestSerializer, request.data)
+    if query["rotate"]:
+        Token.objects.filter(user=request.user).delete()
+    key, created = Token.objects.get_or_create(user=request.user)
+    return Response({"token": key.key, "created": created},
+                    status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+@extend_schema(exclude=True)
+@api_view(["GET"])
+def root(request):
+    """Where everything is."""
+    return Response({
+        "datasets": "/api/v1/datasets/",
+        "studies": "/api/v1/studies/",
+        "token": "/api/v1/token/",
+        "schema": "/api/schema/",
+        "docs": "/api/docs/",
+    })
+
+
+def docs(request):
+    """The API documentation: Swagger UI from static/vendor (no CDN), plus a plain list of the paths
+    rendered on the server for readers without JavaScript."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operations = []
+    for path, methods in schema.get("paths", {}).items():
+        for method, operation in methods.items():
+            operations.append({"path": path, "method": method.upper(),
+                               "summary": operation.get("summary") or operation.get("operationId", "")})
+    return render(request, "api/docs.html", {"operations": operations, "schema_url": "/api/schema/"})

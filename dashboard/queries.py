@@ -1,0 +1,365 @@
+"""What the dashboard shows, gathered from the database into plain dicts and lists.
+
+The statistics themselves live in `dashboard.agreement` (no Django); this module only decides which
+rows feed them (non-gold, non-excluded votes for agreement, live votes for left/right bias) and shapes
+the results for the templates, the charts (JSON via `json_script`) and the REST API.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+
+from django.db.models import Count, Max, Min, Q, Sum, Value
+from django.db.models.functions import Least, TruncDay, TruncHour, TruncMinute, TruncWeek
+from django.utils import timezone
+
+from annotations.models import Assignment, Comparison, Generation, Study, Vote
+
+from . import agreement
+
+ACTIVE_WINDOW = timedelta(hours=1)
+LEADERBOARD_PAIRS = (("elo", "weighted_elo"), ("bt", "weighted_bt"))
+METHOD_NAMES = {"elo": "Elo", "weighted_elo": "Separability-weighted Elo", "bt": "Bradley-Terry",
+                "weighted_bt": "Separability-weighted Bradley-Terry"}
+
+
+# --------------------------------------------------------------------------------------------------
+# progress
+
+
+def study_progress(study: Study, now=None) -> dict:
+    """Votes toward the target (selected non-gold comparisons x overlap, each comparison counted up to
+    its overlap), annotators active in the last hour, and leases out (served, not completed, not expired)."""
+    now = now or timezone.now()
+    overlap = study.votes_per_comparison
+    counted = Comparison.objects.filter(study=study, selected=True, is_gold=False).aggregate(
+        comparisons=Count("id"), covered=Sum(Least("votes_count", Value(overlap))))
+    target = counted["comparisons"] * overlap
+    covered = counted["covered"] or 0
+    since = now - ACTIVE_WINDOW
+    voters = set(Vote.objects.filter(study=study, source=Vote.Source.LIVE, submitted_at__gte=since)
+                 .order_by().values_list("annotator_id", flat=True).distinct())
+    servers = set(Assignment.objects.filter(comparison__study=study, served_at__gte=since)
+                  .order_by().values_list("annotator_id", flat=True).distinct())
+    votes = Vote.objects.filter(study=study).aggregate(
+        total=Count("id"), gold=Count("id", filter=Q(comparison__is_gold=True)),
+        excluded=Count("id", filter=Q(excluded=True)), imported=Count("id", filter=Q(source=Vote.Source.IMPORTED)))
+    return {
+        "votes": votes["total"],
+        "gold_votes": votes["gold"],
+        "excluded_votes": votes["excluded"],
+        "imported_votes": votes["imported"],
+        "counted": covered,
+        "target": target,
+        "percent": round(100 * covered / target, 1) if target else 0.0,
+        "comparisons": counted["comparisons"],
+        "votes_per_comparison": overlap,
+        "active_annotators": len(voters | servers),
+        "annotators": Vote.objects.filter(study=study).order_by().values("annotator_id").distinct().count(),
+        "leases_out": Assignment.objects.filter(comparison__study=study, completed_at__isnull=True,
+                                                expires_at__gt=now).count(),
+    }
+
+
+def studies_overview(now=None) -> list[dict]:
+    now = now or timezone.now()
+    return [{"study": study, "progress": study_progress(study, now)}
+            for study in Study.objects.select_related("dataset").order_by("slug")]
+
+
+def votes_over_time(study: Study) -> dict:
+    """Votes per time bucket and cumulative, with a bucket width that suits the study's span."""
+    span = Vote.objects.filter(study=study).aggregate(first=Min("submitted_at"), last=Max("submitted_at"))
+    if span["first"] is None:
+        return {"labels": [], "counts": [], "cumulative": [], "bucket": None}
+    length = span["last"] - span["first"]
+    if length <= timedelta(hours=3):
+        trunc, bucket, fmt, step = TruncMinute, "minute", "%Y-%m-%d %H:%M", timedelta(minutes=1)
+    elif length <= timedelta(days=3):
+        trunc, bucket, fmt, step = TruncHour, "hour", "%Y-%m-%d %H:00", timedelta(hours=1)
+    elif length <= timedelta(days=120):
+        trunc, bucket, fmt, step = TruncDay, "day", "%Y-%m-%d", timedelta(days=1)
+    else:
+        trunc, bucket, fmt, step = TruncWeek, "week", "%Y-%m-%d", timedelta(weeks=1)
+    rows = list(Vote.objects.filter(study=study).annotate(t=trunc("submitted_at")).values("t")
+                .annotate(n=Count("id")).order_by("t"))
+    # Start the line at zero one bucket before the first votes, so a single burst still draws a rise.
+    labels, counts, cumulative, running = [(rows[0]["t"] - step).strftime(fmt)], [0], [0], 0
+    for row in rows:
+        running += row["n"]
+        labels.append(row["t"].strftime(fmt))
+        counts.append(row["n"])
+        cumulative.append(running)
+    return {"labels": labels, "counts": counts, "cumulative": cumulative, "bucket": bucket}
+
+
+# --------------------------------------------------------------------------------------------------
+# annotators and agreement
+
+
+def _pseudonyms(user_ids) -> dict[int, str]:
+    from annotations.models import AnnotatorProfile
+
+    from .exports import pseudonym_of
+
+    known = dict(AnnotatorProfile.objects.filter(user_id__in=list(user_ids)).values_list("user_id", "pseudonym"))
+    return {uid: pseudonym_of(uid, known.get(uid)) for uid in user_ids}
+
+
+def vote_rows(study: Study) -> list[dict]:
+    return list(Vote.objects.filter(study=study).order_by("id").values(
+        "annotator_id", "comparison_id", "winner", "choice", "duration_seconds", "gold_passed", "too_fast",
+        "excluded", "source", "comparison__is_gold"))
+
+
+def agreement_triples(rows: list[dict]) -> list[tuple]:
+    """Ratings that agreement is computed on: non-gold, not excluded."""
+    return [(r["annotator_id"], r["comparison_id"], r["winner"]) for r in rows
+            if not r["comparison__is_gold"] and not r["excluded"]]
+
+
+def study_agreement(study: Study, rows: list[dict] | None = None) -> dict:
+    rows = vote_rows(study) if rows is None else rows
+    triples = agreement_triples(rows)
+    matrix, _annotators, _items = agreement.reliability_matrix(triples)
+    alpha = agreement.krippendorff_alpha(matrix)
+    kappa = agreement.fleiss_kappa(triples)
+    return {"krippendorff_alpha": alpha.as_dict(), "fleiss_kappa": kappa.as_dict(),
+            "labels": list(agreement.LABELS)}
+
+
+def annotator_table(study: Study, rows: list[dict] | None = None) -> list[dict]:
+    rows = vote_rows(study) if rows is None else rows
+    stats = agreement.annotator_stats(
+        [agreement.VoteRow(annotator=r["annotator_id"], item=r["comparison_id"], winner=r["winner"],
+                           choice=r["choice"], duration=r["duration_seconds"], gold_passed=r["gold_passed"],
+                           too_fast=r["too_fast"], live=r["source"] == Vote.Source.LIVE) for r in rows],
+        agreement_triples(rows))
+    names = _pseudonyms({s.annotator for s in stats})
+    return [{"pseudonym": names[s.annotator], **{k: v for k, v in vars(s).items() if k != "annotator"}}
+            for s in stats]
+
+
+def disagreed_items(study: Study, rows: list[dict] | None = None, limit: int = 10) -> list[dict]:
+    rows = vote_rows(study) if rows is None else rows
+    ranked = agreement.most_disagreed(agreement_triples(rows), limit=limit)
+    comparisons = Comparison.objects.select_related("instance", "system_a", "system_b", "generation_a",
+                                                    "generation_b").in_bulk([d.item for d in ranked])
+    items = []
+    for d in ranked:
+        c = comparisons[d.item]
+        items.append({
+            "comparison_id": c.pk, "instance_id": c.instance.external_id, "input": c.instance.input,
+            "system_a": c.system_a.name, "system_b": c.system_b.name,
+            "text_a": c.generation_a.text, "text_b": c.generation_b.text,
+            "sample_a": c.generation_a.sample_index, "sample_b": c.generation_b.sample_index,
+            "disagreement": d.disagreement, "ratings": d.ratings,
+            "counts": [(label, d.counts.get(label, 0)) for label in agreement.LABELS if d.counts.get(label)],
+            "separability": c.separability,
+        })
+    return items
+
+
+# --------------------------------------------------------------------------------------------------
+# consistency against separability, leaderboards
+
+
+def consistency_scatter(study: Study) -> dict:
+    """Per system pair: the units' (normalised separability, consistency) points and Spearman rho, p, n
+    (from `separability.study_consistency`)."""
+    from separability.study_consistency import study_consistency
+
+    data = study_consistency(study)
+    points = defaultdict(list)
+    for unit in data["units"]:
+        x = unit["normalised"] if unit["normalised"] is not None else unit["separability"]
+        if x is None:
+            continue
+        points[(unit["system_a"], unit["system_b"])].append(
+            {"x": x, "y": unit["consistency"], "id": unit["instance_id"]})
+    undefined = defaultdict(int)
+    for unit in data["units"]:
+        if unit["separability"] is None:
+            undefined[(unit["system_a"], unit["system_b"])] += 1
+    pairs = []
+    for pair in data["pairs"]:
+        key = (pair["system_a"], pair["system_b"])
+        pairs.append({**pair, "points": points.get(key, []), "without_separability": undefined.get(key, 0)})
+    return {"metric": data["metric"], "pairs": pairs, "overall": data["overall"], "note": data["note"],
+            "units": len(data["units"])}
+
+
+def leaderboards(study: Study) -> dict:
+    """Snapshots by method, and plain vs separability-weighted side by side with rank changes."""
+    from ranking.models import LeaderboardSnapshot
+
+    snapshots = {s.method: s for s in LeaderboardSnapshot.objects.filter(study=study)}
+    boards = {}
+    for method, snapshot in snapshots.items():
+        boards[method] = {
+            "method": method, "name": METHOD_NAMES.get(method, method),
+            "ratings": (snapshot.payload or {}).get("ratings", []) if not snapshot.error else [],
+            "error": snapshot.error, "votes_used": snapshot.votes_used,
+            "computed_at": snapshot.computed_at.isoformat() if snapshot.computed_at else None,
+            "notes": (snapshot.payload or {}).get("notes", []),
+        }
+    comparisons = []
+    for plain, weighted in LEADERBOARD_PAIRS:
+        p, w = boards.get(plain), boards.get(weighted)
+        if p is None and w is None:
+            continue
+        comparisons.append(compare_boards(p, w))
+    return {"boards": boards, "comparisons": comparisons}
+
+
+def compare_boards(plain: dict | None, weighted: dict | None) -> dict:
+    """Rows in the plain board's order: each system's plain and weighted rating, rank and position, and
+    the change (positive = moved up under weighting)."""
+    plain_rows = {r["system"]: (i + 1, r) for i, r in enumerate((plain or {}).get("ratings", []))}
+    weighted_rows = {r["system"]: (i + 1, r) for i, r in enumerate((weighted or {}).get("ratings", []))}
+    systems = list(plain_rows) + [s for s in weighted_rows if s not in plain_rows]
+    rows = []
+    for system in systems:
+        p_pos, p = plain_rows.get(system, (None, None))
+        w_pos, w = weighted_rows.get(system, (None, None))
+        rows.append({
+            "system": system, "plain": p, "weighted": w, "plain_position": p_pos, "weighted_position": w_pos,
+            "rank_change": (p["rank"] - w["rank"]) if p and w else None,
+            "position_change": (p_pos - w_pos) if p_pos and w_pos else None,
+        })
+    return {"plain": plain, "weighted": weighted, "rows": rows,
+            "title": f"{(plain or {}).get('name', '?')} vs {(weighted or {}).get('name', '?')}"}
+
+
+# --------------------------------------------------------------------------------------------------
+# separability of a dataset
+
+
+def separability_metrics(dataset) -> list[str]:
+    from separability.models import Alignment
+
+    return sorted(Alignment.objects.filter(instance__dataset=dataset).order_by()
+                  .values_list("metric", flat=True).distinct())
+
+
+def separability_pairs(dataset, metric: str) -> list[dict]:
+    from separability.models import Alignment
+
+    rows = (Alignment.objects.filter(instance__dataset=dataset, metric=metric)
+            .values("system_a_id", "system_a__name", "system_b_id", "system_b__name")
+            .annotate(units=Count("id"), defined=Count("id", filter=Q(separability__isnull=False)))
+            .order_by("system_a__name", "system_b__name"))
+    return [{"key": f"{r['system_a_id']}-{r['system_b_id']}", "system_a": r["system_a__name"],
+             "system_b": r["system_b__name"], "system_a_id": r["system_a_id"], "system_b_id": r["system_b_id"],
+             "units": r["units"], "defined": r["defined"]} for r in rows]
+
+
+def policy_thresholds(dataset, metric: str) -> list[dict]:
+    return [{"study": s.slug, "threshold": s.threshold, "metric": s.policy_metric,
+             "applies": s.policy_metric == metric}
+            for s in Study.objects.filter(dataset=dataset, policy=Study.Policy.THRESHOLD, threshold__isnull=False)
+            .order_by("slug")]
+
+
+def separability_overview(dataset, metric: str, pair: dict | None, extremes: int = 3) -> dict:
+    """Histogram of normalised separability (marked with the threshold of any threshold-policy study on
+    this metric), the lowest and highest units with all their samples, and why undefined units are."""
+    from separability.models import Alignment
+
+    rows = Alignment.objects.filter(instance__dataset=dataset, metric=metric)
+    if pair:
+        rows = rows.filter(system_a_id=pair["system_a_id"], system_b_id=pair["system_b_id"])
+    thresholds = policy_thresholds(dataset, metric)
+    marks = [t["threshold"] for t in thresholds if t["applies"]]
+    values = list(rows.filter(normalised__isnull=False).values_list("normalised", flat=True))
+    hist = agreement.histogram(values, bins=20, marks=marks)
+    undefined_rows = rows.filter(separability__isnull=True)
+    undefined = list(undefined_rows.values("undefined_reason").annotate(n=Count("id")).order_by("-n"))
+    single_sample = undefined_rows.filter(Q(k_a__lt=2) | Q(k_b__lt=2)).count()
+    defined = rows.filter(separability__isnull=False, normalised__isnull=False).select_related(
+        "instance", "system_a", "system_b")
+    lowest = list(defined.order_by("normalised", "id")[:extremes])
+    highest = list(defined.order_by("-normalised", "-id")[:extremes])
+    highest = [a for a in highest if a.pk not in {x.pk for x in lowest}]
+    return {
+        "metric": metric,
+        "histogram": hist,
+        "thresholds": thresholds,
+        "marks": marks,
+        "units": rows.count(),
+        "defined": len(values),
+        "undefined": [{"reason": _name_systems(u["undefined_reason"]) or "no reason recorded", "n": u["n"]}
+                      for u in undefined],
+        "undefined_total": sum(u["n"] for u in undefined),
+        "undefined_single_sample": single_sample,
+        "lowest": [unit_with_samples(a) for a in lowest],
+        "highest": [unit_with_samples(a) for a in highest],
+    }
+
+
+def _name_systems(reason: str) -> str:
+    """Undefined reasons name systems by id ("system 6 has 1 sample"); show their names."""
+    import re
+
+    from annotations.models import System
+
+    ids = {int(i) for i in re.findall(r"system (\d+)", reason or "")}
+    if not ids:
+        return reason
+    names = dict(System.objects.filter(id__in=ids).values_list("id", "name"))
+    return re.sub(r"system (\d+)", lambda m: f"system {names.get(int(m.group(1)), m.group(1))}", reason)
+
+
+def unit_with_samples(alignment) -> dict:
+    """One unit as the paper shows it: every sample of each system, in two columns."""
+    texts = defaultdict(list)
+    for system_id, text in (Generation.objects.filter(
+            instance_id=alignment.instance_id, system_id__in=(alignment.system_a_id, alignment.system_b_id))
+            .order_by("sample_index").values_list("system_id", "text")):
+        texts[system_id].append(text)
+    a, b = texts[alignment.system_a_id], texts[alignment.system_b_id]
+    return {
+        "instance_id": alignment.instance.external_id, "input": alignment.instance.input,
+        "system_a": alignment.system_a.name, "system_b": alignment.system_b.name,
+        "separability": alignment.separability, "normalised": alignment.normalised,
+        "self_a": alignment.self_a, "self_b": alignment.self_b, "cross": alignment.cross,
+        "rows": [(a[i] if i < len(a) else "", b[i] if i < len(b) else "") for i in range(max(len(a), len(b)))],
+    }
+
+
+def run_progress(run, now=None) -> dict:
+    """done / total, errors and the time left at the rate so far."""
+    now = now or timezone.now()
+    started = run.started_at or run.created_at
+    end = run.finished_at or now
+    elapsed = max(0.0, (end - started).total_seconds()) if started else 0.0
+    active = run.status in ("queued", "running")
+    left = agreement.seconds_left(run.done, run.total, elapsed) if active else None
+    return {
+        "id": run.pk, "status": run.status, "status_display": run.get_status_display(), "done": run.done,
+        "total": run.total, "percent": int(100 * run.done / run.total) if run.total else 0,
+        "chunks_done": len(run.chunks_done or []), "chunks_total": run.chunks_total,
+        "errors": run.errors or [], "elapsed_seconds": elapsed, "seconds_left": left, "active": active,
+        "metrics": run.metrics, "device": run.device, "model_name": run.model_name,
+        "created_at": run.created_at, "finished_at": run.finished_at,
+    }
+
+
+def dataset_summary(dataset) -> dict:
+    """Counts for the dataset list and the API."""
+    from separability.models import Alignment
+
+    alignments = Alignment.objects.filter(instance__dataset=dataset)
+    by_metric = {
+        r["metric"]: {"units": r["units"], "defined": r["defined"]}
+        for r in alignments.values("metric").annotate(units=Count("id"),
+                                                       defined=Count("id", filter=Q(separability__isnull=False)))
+    }
+    return {
+        "instances": dataset.instances.count(),
+        "generations": Generation.objects.filter(instance__dataset=dataset).count(),
+        "systems": sorted(set(Generation.objects.filter(instance__dataset=dataset)
+                              .order_by().values_list("system__name", flat=True).distinct())),
+        "studies": list(dataset.studies.order_by("slug").values_list("slug", flat=True)),
+        "separability": by_metric,
+    }

@@ -1,0 +1,19 @@
+"""Staff dashboard URLs (mounted at /dashboard/)."""
+from django.urls import path
+
+from . import views
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("studies/<slug:slug>/", views.study, name="study"),
+    path("studies/<slug:slug>/export/<str:fmt>/", views.export_votes, name="export_votes"),
+    path("datasets/<slug:slug>/separability/", views.separability, name="separability"),
+    path("datasets/<slug:slug>/separability/run/", views.start_run, name="start_run"),
+    path("datasets/<slug:slug>/separability/export/", views.export_separability, name="export_separability"),
+    path("runs/<int:pk>/progress/", views.run_progress, name="run_progress"),
+    path("exports/<int:pk>/", views.export_job, name="export_job"),
+    path("exports/<int:pk>/progress/", views.export_progress, name="export_progress"),
+    path("exports/<int:pk>/download/", views.export_download, name="export_download"),
+]

@@ -1,0 +1,206 @@
+"""The researcher dashboard: thin, staff-only views over `dashboard.queries` and `dashboard.exports`.
+
+Anonymous visitors are sent to the login page; signed-in users who are not staff get 403. Systems are
+named freely here: these pages are for researchers, never for annotators.
+"""
+from __future__ import annotations
+
+from functools import wraps
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from annotations.models import Dataset, Study
+
+from . import charts, exports, queries
+from .models import ExportJob
+
+
+def staff_required(view):
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not (request.user.is_active and request.user.is_staff):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+    return wrapper
+
+
+@require_GET
+@staff_required
+def index(request):
+    overview = queries.studies_overview()
+    datasets = Dataset.objects.order_by("slug")
+    return render(request, "dashboard/index.html", {
+        "overview": overview, "datasets": datasets,
+        "progress_chart": charts.progress_chart(overview),
+    })
+
+
+@require_GET
+@staff_required
+def study(request, slug):
+    study = get_object_or_404(Study.objects.select_related("dataset"), slug=slug)
+    rows = queries.vote_rows(study)
+    annotators = queries.annotator_table(study, rows)
+    consistency = queries.consistency_scatter(study)
+    for i, pair in enumerate(consistency["pairs"], start=1):
+        pair["chart_id"], pair["chart"] = f"scatter-{i}", charts.scatter_chart(pair, consistency["metric"])
+    boards = queries.leaderboards(study)
+    for i, board in enumerate(boards["comparisons"], start=1):
+        board["chart_id"], board["chart"] = f"board-chart-{i}", charts.board_chart(board)
+    timeline = queries.votes_over_time(study)
+    progress = queries.study_progress(study)
+    return render(request, "dashboard/study.html", {
+        "study": study,
+        "progress": progress,
+        "annotators": annotators,
+        "agreement": queries.study_agreement(study, rows),
+        "disagreed": queries.disagreed_items(study, rows),
+        "consistency": consistency,
+        "boards": boards,
+        "timeline_chart": charts.timeline_chart(timeline),
+        "timeline": timeline,
+        "annotator_chart": charts.annotator_chart(annotators),
+        "export_formats": exports.FORMATS,
+        "large": progress["votes"] > exports.LARGE_EXPORT_VOTES,
+        "large_limit": exports.LARGE_EXPORT_VOTES,
+        "jobs": ExportJob.objects.filter(study=study)[:5],
+    })
+
+
+@require_GET
+@staff_required
+def separability(request, slug):
+    dataset = get_object_or_404(Dataset, slug=slug)
+    metrics = queries.separability_metrics(dataset)
+    studies = list(dataset.studies.order_by("slug"))
+    default_metric = studies[0].policy_metric if studies else "bertscore"
+    metric = request.GET.get("metric") or (default_metric if default_metric in metrics else
+                                           (metrics[0] if metrics else default_metric))
+    if metrics and metric not in metrics:
+        messages.error(request, f"No separability for metric {metric!r}; showing {metrics[0]}.")
+        metric = metrics[0]
+    pairs = queries.separability_pairs(dataset, metric)
+    pair_key = request.GET.get("pair", "all")
+    pair = next((p for p in pairs if p["key"] == pair_key), None)
+    if pair_key != "all" and pair is None:
+        messages.error(request, f"No system pair {pair_key!r} in this dataset; showing all pairs.")
+    overview = queries.separability_overview(dataset, metric, pair)
+    runs = [queries.run_progress(r) for r in dataset.separability_runs.all()[:10]]
+    return render(request, "dashboard/separability.html", {
+        "dataset": dataset, "metric": metric, "metrics": metrics, "pairs": pairs, "pair": pair,
+        "overview": overview, "runs": runs, "studies": studies,
+        "histogram_chart": charts.histogram_chart(overview),
+        "extremes": [
+            {"id": "lowest", "title": "Lowest separability: near-identical outputs", "units": overview["lowest"]},
+            {"id": "highest", "title": "Highest separability: clearly different outputs", "units": overview["highest"]},
+        ],
+        "any_active": any(r["active"] for r in runs),
+    })
+
+
+@require_POST
+@staff_required
+def start_run(request, slug):
+    from .runs import start_separability_run
+
+    dataset = get_object_or_404(Dataset, slug=slug)
+    if not dataset.instances.exists():
+        messages.error(request, "This dataset has no instances to compute separability for.")
+    else:
+        try:
+            run = start_separability_run(dataset)
+        except ValueError as exc:
+            messages.error(request, f"Could not start a run: {exc}")
+        else:
+            messages.success(request, f"Separability run {run.pk} started." if run else "Separability run started.")
+    return redirect(reverse("dashboard:separability", args=[slug]))
+
+
+@require_GET
+@staff_required
+def run_progress(request, pk):
+    from separability.models import SeparabilityRun
+
+    run = get_object_or_404(SeparabilityRun, pk=pk)
+    return render(request, "dashboard/_run_progress.html", {"run": queries.run_progress(run)})
+
+
+def _stream(chunks, filename: str, content_type: str):
+    response = StreamingHttpResponse(chunks, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@staff_required
+def export_votes(request, slug, fmt):
+    """Small exports stream at once; large ones ask for confirmation (POST) and run as a task."""
+    study = get_object_or_404(Study, slug=slug)
+    if fmt not in exports.FORMATS:
+        raise Http404("Unknown export format.")
+    size = exports.export_size(study, fmt)
+    if size <= exports.LARGE_EXPORT_VOTES:
+        if request.method not in ("GET", "HEAD"):
+            return redirect(request.path)
+        return _stream(exports.iter_export_text(study, fmt), exports.export_filename(study.slug, fmt),
+                       exports.CONTENT_TYPES[fmt])
+    if request.method == "POST":
+        job = ExportJob.objects.create(study=study, format=fmt, total=size, created_by=request.user)
+        from .tasks import run_export
+
+        try:
+            run_export.apply_async((job.pk,), queue="default")
+        except Exception as exc:  # noqa: BLE001 - eager failure (recorded on the job) or broker down
+            ExportJob.objects.filter(pk=job.pk, status__in=("queued", "running")).update(
+                status=ExportJob.Status.FAILED, error=f"could not run the export: {exc}")
+        return redirect(reverse("dashboard:export_job", args=[job.pk]))
+    return render(request, "dashboard/export_confirm.html", {
+        "study": study, "fmt": fmt, "size": size, "limit": exports.LARGE_EXPORT_VOTES})
+
+
+@require_GET
+@staff_required
+def export_separability(request, slug):
+    dataset = get_object_or_404(Dataset, slug=slug)
+    metric = request.GET.get("metric") or None
+    if metric and metric not in queries.separability_metrics(dataset):
+        raise Http404("No separability for that metric.")
+    name = f"{dataset.slug}-separability{'-' + metric if metric else ''}.jsonl"
+    return _stream(exports.iter_separability_jsonl(dataset, metric), name, exports.CONTENT_TYPES["jsonl"])
+
+
+@require_GET
+@staff_required
+def export_job(request, pk):
+    job = get_object_or_404(ExportJob.objects.select_related("study"), pk=pk)
+    return render(request, "dashboard/export_job.html", {"job": job})
+
+
+@require_GET
+@staff_required
+def export_progress(request, pk):
+    job = get_object_or_404(ExportJob.objects.select_related("study"), pk=pk)
+    return render(request, "dashboard/_export_progress.html", {"job": job})
+
+
+@require_GET
+@staff_required
+def export_download(request, pk):
+    job = get_object_or_404(ExportJob.objects.select_related("study"), pk=pk, status=ExportJob.Status.DONE)
+    root = Path(settings.MEDIA_ROOT).resolve()
+    path = (root / job.file).resolve()
+    if root not in path.parents or not path.is_file():
+        raise Http404("The export file is gone; start the export again.")
+    response = FileResponse(open(path, "rb"), as_attachment=True, filename=path.name,
+                            content_type=exports.CONTENT_TYPES[job.format])
+    return response
