@@ -101,7 +101,8 @@ def compute_chunk(run_id: int, chunk_index: int, instance_ids: list[int]) -> int
         SeparabilityRun.objects.filter(pk=run_id, status=SeparabilityRun.Status.QUEUED).update(
             status=SeparabilityRun.Status.RUNNING, started_at=timezone.now())
     started = time.perf_counter()
-    scorer = get_scorer()
+    needs_model = bool({"bertscore", "bertscore_length"} & set(run.metrics))
+    scorer = get_scorer() if needs_model else None  # ROUGE-1 alone needs no model
     loaded = time.perf_counter()
     rows = []
     for results in compute_separability(instance_samples(instance_ids), scorer, metrics=tuple(run.metrics)):
@@ -127,7 +128,7 @@ def compute_chunk(run_id: int, chunk_index: int, instance_ids: list[int]) -> int
         timings["model_load_s"] = round(timings.get("model_load_s", 0.0) + (loaded - started), 3)
         timings["compute_s"] = round(timings.get("compute_s", 0.0) + (computed - loaded), 3)
         run.timings = timings
-        run.device = getattr(scorer, "device", "")
+        run.device = getattr(scorer, "device", "") if scorer is not None else "cpu (no model)"
         run.save(update_fields=["chunks_done", "done", "timings", "device"])
         complete = len(run.chunks_done) == run.chunks_total
     if complete:

@@ -27,7 +27,6 @@ def samsum_units(monkeypatch, tmp_path):
     from separability.models import Alignment
     from separability.services import compute_dataset_separability
 
-    monkeypatch.setattr("separability.services.get_scorer", lambda: None)
     with open(tmp_path / "out", "w") as out:
         call_command("import_pairwise_csv", str(SAMSUM), "--dataset", "samsum-sel", "--study", "samsum-history",
                      "--systems", "mistral-7b,vicuna-7b", stdout=out, stderr=out)
