@@ -26,6 +26,15 @@ def service_missing(what: str):
     pytest.skip(f"{what} not configured")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def eager_celery_for_the_session():
+    """Module- and session-scoped fixtures run before the per-test one below: make them eager too."""
+    from evalsite.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+
+
 @pytest.fixture(autouse=True)
 def eager_celery_by_default():
     """Tasks run in-process unless a test asks for the real worker (see `celery_worker`)."""

@@ -12,7 +12,8 @@ pytestmark = pytest.mark.services
 def test_worker_process_writes_row_through_redis_into_postgres(celery_worker):
     label = f"roundtrip-{uuid.uuid4().hex[:8]}"
     result = record_heartbeat.apply_async(args=[label])
-    row_id = result.get(timeout=60)
+    # disable_sync_subtasks: an earlier in-process eager task may leave Celery believing it runs inside one.
+    row_id = result.get(timeout=60, disable_sync_subtasks=False)
     row = WorkerHeartbeat.objects.get(pk=row_id)
     assert row.label == label
     assert row.db_vendor == "postgresql"
