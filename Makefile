@@ -15,11 +15,11 @@ $(VENV)/bin/python:
 
 # torch==2.13.0 is pinned in pyproject.toml: pip takes the CPU build from this machine's disk.
 $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q -e .
+	$(PIP) install -q -e ".[separability]"
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[separability,dev]"
 	touch $@
 
 install: $(VENV)/.installed

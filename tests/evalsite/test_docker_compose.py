@@ -52,3 +52,15 @@ def test_compose_environment_names_are_settings_the_site_reads():
         if key in ("HF_HUB_OFFLINE",):
             continue
         assert f'"{key}"' in settings_text, key
+
+
+def test_only_the_gpu_worker_image_carries_torch():
+    services = load_compose()["services"]
+    assert services["gpu-worker"]["build"]["args"]["EXTRAS"] == "separability"
+    for name in ("web", "worker"):
+        assert services[name]["build"]["args"]["EXTRAS"] == ""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not any(dep.startswith("torch") for dep in project["dependencies"])
+    assert "torch==2.13.0" in project["optional-dependencies"]["separability"]
