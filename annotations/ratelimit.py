@@ -1,10 +1,15 @@
 """Fixed-window request counters in the Django cache (Redis when REDIS_URL is set, so every worker
-process shares them): the vote endpoint's rate limit and the sign-in lockout both count here."""
+process shares them): the vote endpoint's rate limit and the sign-in lockout both count here.
+
+The vote limit fails open: with the cache unreachable a vote is let through rather than refused."""
 from __future__ import annotations
 
+import logging
 import time
 
 from django.core.cache import cache
+
+log = logging.getLogger(__name__)
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -38,6 +43,10 @@ def hit(scope: str, ident: str, rate: str, now: float | None = None) -> tuple[bo
     limit, window = parse_rate(rate)
     now = time.time() if now is None else now
     window_index = int(now // window)
-    count = increment(f"rl:{scope}:{ident}:{window}:{window_index}", timeout=window + 1)
     retry_after = max(1, int((window_index + 1) * window - now))
+    try:
+        count = increment(f"rl:{scope}:{ident}:{window}:{window_index}", timeout=window + 1)
+    except Exception:  # noqa: BLE001 - cache down: fail open, a counter must not refuse a vote
+        log.warning("rate-limit cache unavailable; %s request of %s let through", scope, ident, exc_info=True)
+        return True, retry_after
     return count <= limit, retry_after
