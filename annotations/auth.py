@@ -7,6 +7,7 @@ or from Prolific) is their credential. Staff sign in with a password through `Lo
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 
 from django.conf import settings
@@ -26,6 +27,8 @@ BACKEND = "django.contrib.auth.backends.ModelBackend"
 PROLIFIC_PID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SESSION_PROLIFIC_STUDIES = "prolific_studies"  # study pks entered through their Prolific link
 SESSION_PROLIFIC_SESSION = "prolific_session_id"
+
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -173,18 +176,32 @@ def ip_failure_limit() -> int:
     return getattr(settings, "LOGIN_MAX_FAILURES_PER_IP", 4 * settings.LOGIN_MAX_FAILURES)
 
 
+# With the cache (Redis) down the counters are unreadable: sign-in stays possible (fails open, logged)
+# rather than locking every researcher out during an outage.
+
+
 def is_locked_out(username: str, ip: str) -> bool:
-    return ((cache.get(_username_key(username)) or 0) >= settings.LOGIN_MAX_FAILURES
-            or (cache.get(_ip_key(ip)) or 0) >= ip_failure_limit())
+    try:
+        return ((cache.get(_username_key(username)) or 0) >= settings.LOGIN_MAX_FAILURES
+                or (cache.get(_ip_key(ip)) or 0) >= ip_failure_limit())
+    except Exception:  # noqa: BLE001 - any cache backend error
+        log.warning("login lockout: cache unavailable, not enforcing", exc_info=True)
+        return False
 
 
 def record_failure(username: str, ip: str) -> None:
-    increment(_username_key(username), settings.LOGIN_LOCKOUT_SECONDS)
-    increment(_ip_key(ip), settings.LOGIN_LOCKOUT_SECONDS)
+    try:
+        increment(_username_key(username), settings.LOGIN_LOCKOUT_SECONDS)
+        increment(_ip_key(ip), settings.LOGIN_LOCKOUT_SECONDS)
+    except Exception:  # noqa: BLE001
+        log.warning("login lockout: cache unavailable, failure not counted", exc_info=True)
 
 
 def clear_failures(username: str) -> None:
-    cache.delete(_username_key(username))
+    try:
+        cache.delete(_username_key(username))
+    except Exception:  # noqa: BLE001
+        log.warning("login lockout: cache unavailable, failures not cleared", exc_info=True)
 
 
 class LockoutLoginView(LoginView):

@@ -13,6 +13,7 @@ import io
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from datetime import timezone as dt_timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -61,7 +62,12 @@ def read_utf8_text(path: str | Path, data: bytes | None = None) -> str:
     return text.removeprefix("\ufeff")
 
 
+MAX_SAMPLE_INDEX = 2**31 - 1  # the database's integer column
+
+
 def _check_size(name: str, line: int, field_name: str, text: str, max_bytes: int) -> None:
+    if "\x00" in text:
+        raise ImportFileError(name, line, field_name, "contains a NUL character, which cannot be stored")
     size = len(text.encode("utf-8"))
     if size > max_bytes:
         raise ImportFileError(name, line, field_name, f"text is {size} bytes, over the limit of {max_bytes}")
@@ -79,7 +85,7 @@ def _csv_records(name: str, text: str, required: Iterable[str]) -> Iterable[tupl
     header = [h.strip() for h in header]
     missing = [c for c in required if c not in header]
     if missing:
-        raise ImportFileError(name, 1, missing[0], f"required column is missing (header has: {', '.join(header)})")
+        raise ImportFileError(name, 1, missing[0], f"required column is missing (header has: {', '.join(map(repr, header))})")
     start = reader.line_num + 1
     while True:
         try:
@@ -105,6 +111,8 @@ def _required(name: str, line: int, row: dict, key: str) -> str:
         raise ImportFileError(name, line, key, f"must be a string, not {type(value).__name__}")
     if not value.strip():
         raise ImportFileError(name, line, key, "is empty")
+    if "\x00" in value:
+        raise ImportFileError(name, line, key, "contains a NUL character, which cannot be stored")
     return value
 
 
@@ -221,8 +229,8 @@ def parse_generations_csv(name: str, text: str, max_text_bytes: int) -> ParsedGe
             sample_index = int(raw_index)
         except ValueError:
             raise ImportFileError(name, line, "sample_index", f"{raw_index!r} is not a whole number") from None
-        if sample_index < 0:
-            raise ImportFileError(name, line, "sample_index", "must be 0 or more")
+        if not 0 <= sample_index <= MAX_SAMPLE_INDEX:
+            raise ImportFileError(name, line, "sample_index", f"must be between 0 and {MAX_SAMPLE_INDEX}")
         key = (instance_id, system, sample_index)
         if key in seen:
             raise ImportFileError(name, line, "sample_index", f"duplicate sample index {sample_index} for instance "
@@ -444,8 +452,8 @@ def parse_votes_csv(path: str | Path, data: bytes | None = None) -> list[ParsedV
                 samples[key] = int(values[key])
             except ValueError:
                 raise ImportFileError(name, line, key, f"{values[key]!r} is not a whole number") from None
-            if samples[key] < 0:
-                raise ImportFileError(name, line, key, "must be 0 or more")
+            if not 0 <= samples[key] <= MAX_SAMPLE_INDEX:
+                raise ImportFileError(name, line, key, f"must be between 0 and {MAX_SAMPLE_INDEX}")
         if values["winner"] not in WINNERS:
             raise ImportFileError(name, line, "winner", f"{values['winner']!r} is not one of {', '.join(WINNERS)}")
         if values["system_a"] == values["system_b"]:
@@ -460,7 +468,7 @@ def parse_votes_csv(path: str | Path, data: bytes | None = None) -> list[ParsedV
             if created_at is None:
                 raise ImportFileError(name, line, "created_at", f"{raw_created!r} is not an ISO 8601 date-time")
             if timezone.is_naive(created_at):
-                created_at = timezone.make_aware(created_at, timezone.utc)
+                created_at = timezone.make_aware(created_at, dt_timezone.utc)
         votes.append(ParsedVote(values["instance_id"], values["system_a"], values["system_b"], samples["sample_a"],
                                 samples["sample_b"], values["winner"], values["annotator"], created_at, line))
     if not votes:

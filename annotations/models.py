@@ -185,6 +185,9 @@ class Comparison(models.Model):
         indexes = [
             models.Index(fields=["study", "selected", "votes_count", "-priority"], name="comparison_next_item"),
             models.Index(fields=["study", "unit_key"], name="comparison_unit"),
+            # The lease query walks this in serving order and stops at the first open comparison.
+            models.Index(fields=["study", "-priority", "id"], condition=Q(selected=True, is_gold=False),
+                         name="comparison_serve_order"),
         ]
 
     def __str__(self):

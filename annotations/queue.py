@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+import re
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
@@ -41,6 +42,9 @@ RATIONALE_MAX_CHARS = 5000
 CHOICES = ("left", "right", "tie", "both_bad")
 
 _sides = random.SystemRandom()
+
+
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")  # Assignment.token: token_urlsafe(18)
 
 
 class VoteRejected(Exception):
@@ -130,7 +134,8 @@ def _open_to(study: Study, user, now: datetime):
     live_leases = (Assignment.objects.filter(comparison=OuterRef("pk"), completed_at__isnull=True, expires_at__gt=now)
                    .order_by().values("comparison").annotate(n=Count("id")).values("n"))
     seen = Assignment.objects.filter(comparison=OuterRef("pk"), annotator=user)
-    return (Comparison.objects.filter(study=study, selected=True, is_gold=False)
+    return (Comparison.objects.filter(study=study, selected=True, is_gold=False,
+                                      votes_count__lt=study.votes_per_comparison)
             .filter(~Exists(seen))
             .alias(load=F("votes_count") + Coalesce(Subquery(live_leases, output_field=IntegerField()), Value(0)))
             .filter(load__lt=study.votes_per_comparison))
@@ -289,6 +294,8 @@ def check_answer(study: Study, choice: str, rationale: str) -> str:
     if choice not in allowed:
         raise VoteRejected("Please choose one of the answers shown.")
     rationale = (rationale or "").strip()
+    if "\x00" in rationale:
+        raise VoteRejected("The explanation contains a character that cannot be stored.")
     if study.rationale == Study.Rationale.OFF:
         return ""
     if study.rationale == Study.Rationale.REQUIRED and not rationale:
@@ -304,6 +311,8 @@ def submit_vote(study: Study, user, token: str, choice: str, rationale: str = ""
     from ranking.services import apply_vote_to_ratings, schedule_leaderboard_recompute
 
     now = now or timezone.now()
+    if not TOKEN_PATTERN.fullmatch(token or ""):
+        raise VoteRejected("This item is not yours or no longer exists.", status=404)
     with transaction.atomic():
         _lock_study(study)
         assignment = (Assignment.objects.select_for_update().select_related("comparison")

@@ -103,13 +103,15 @@ def next_item_response(request, study: Study, notice: str = "", status: int = 20
     if not queue.progress(study, request.user).quota_met and study.status == Study.Status.OPEN:
         assignment = queue.next_assignment(study, request.user)
     if assignment is None:
-        if is_htmx(request):
-            return HttpResponse(status=200, headers={"HX-Redirect": done_url})
+        if is_htmx(request):  # htmx follows HX-Redirect whatever the status: keep a refusal's status
+            return HttpResponse(status=status, headers={"HX-Redirect": done_url})
         return redirect(done_url)
     return render_item(request, study, assignment, status=status, notice=notice)
 
 
 def open_assignment_for(request, study: Study, token: str) -> Assignment | None:
+    if not queue.TOKEN_PATTERN.fullmatch(token or ""):
+        return None
     return (Assignment.objects.filter(token=token, annotator=request.user, comparison__study=study,
                                       completed_at__isnull=True, served_at__isnull=False)
             .select_related("comparison").first())

@@ -161,7 +161,8 @@ def schedule_leaderboard_recompute(study_id: int) -> bool:
     try:
         if not cache.add(f"leaderboard-recompute:{study_id}", 1, timeout=RECOMPUTE_DEBOUNCE_SECONDS * 12):
             return False
-        recompute_leaderboards.apply_async((study_id,), countdown=RECOMPUTE_DEBOUNCE_SECONDS)
+        # retry=False: with the broker down, fail at once (the vote is already stored) instead of stalling it.
+        recompute_leaderboards.apply_async((study_id,), countdown=RECOMPUTE_DEBOUNCE_SECONDS, retry=False)
         return True
     except Exception:  # noqa: BLE001 - broker or cache down: the next vote (or a rebuild) catches up
         log.warning("could not schedule the leaderboard recompute of study %s", study_id, exc_info=True)

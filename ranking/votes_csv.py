@@ -172,7 +172,7 @@ def read_votes_csv(path: str | os.PathLike) -> VotesTable:
     seen: dict[str, int] = {}
     for position, name in enumerate(header):
         if name in seen and name:
-            raise VoteFileError(shown_path, header_line, name, "column appears twice in the header")
+            raise VoteFileError(shown_path, header_line, "header", f"column {name!r} appears twice")
         seen[name] = position
 
     if all(name in seen for name in REQUIRED_COLUMNS) or "model_a" not in seen:

@@ -237,8 +237,10 @@ def render(rows: list[Row]) -> str:
     lines = ["| command | input problem | message |", "|---|---|---|"]
     for row in rows:
         lines.append(f"| {row.command} | {_cell(row.problem)} | `{_cell(row.message)}` |")
-    lines += ["", "Known gaps (found by the fuzzers, pinned as strict xfails in `tests/fuzz/test_known_bugs.py`):", ""]
-    lines += ["| where | problem | fix |", "|---|---|---|"]
-    for bug in KNOWN_BUGS:
-        lines.append(f"| `{bug.where}` | {_cell(bug.name)} | {_cell(bug.fix)} |")
+    if KNOWN_BUGS:
+        lines += ["", "Known gaps (found by the fuzzers, pinned as strict xfails in `tests/fuzz/test_known_bugs.py`):",
+                  ""]
+        lines += ["| where | problem | fix |", "|---|---|---|"]
+        for bug in KNOWN_BUGS:
+            lines.append(f"| `{bug.where}` | {_cell(bug.name)} | {_cell(bug.fix)} |")
     return "\n".join(lines) + "\n"

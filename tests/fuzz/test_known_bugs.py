@@ -1,6 +1,5 @@
-"""The bugs the fuzzers found in code outside this suite, each pinned as a strict xfail with its
-smallest input. When a fix lands the test passes, strict xfail turns that into a failure, and the
-entry in `known_bugs.py` (which lets the fuzzers step over it) and the marker here are deleted.
+"""Regression tests for the bugs the fuzzers and fault tests found (all fixed), each with its smallest
+input. New findings go to `known_bugs.py` (which lets the fuzzers step over them) with a strict xfail here.
 """
 from __future__ import annotations
 
@@ -16,25 +15,15 @@ from tests.annotations.test_annotate_view import invited_client
 from tests.annotations.test_queue import make_study
 
 from . import inputs
-from .known_bugs import BUGS
 
 VOTES_HEAD = "instance_id,system_a,system_b,sample_a,sample_b,winner,annotator,created_at\n"
 
 
-def xfail_on_postgresql(request, reason: str) -> None:
-    from django.db import connection
-
-    if connection.vendor == "postgresql":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
-@pytest.mark.xfail(strict=True, raises=AttributeError, reason=BUGS["naive_created_at"].fix)
 def test_vote_file_with_a_naive_created_at_is_read_as_utc():
     votes = parse_votes_csv("votes.csv", data=(VOTES_HEAD + "x0,alpha,beta,0,0,a,w1,2024-05-01T12:30:00\n").encode())
     assert votes[0].created_at.isoformat() == "2024-05-01T12:30:00+00:00"
 
 
-@pytest.mark.xfail(strict=True, reason=BUGS["repeated_header"].fix)
 def test_repeated_header_name_is_reported_as_a_header_error(tmp_path):
     path = tmp_path / "votes.csv"
     path.write_bytes(b"model_a,model_b,winner,my col,my col\n")
@@ -43,7 +32,6 @@ def test_repeated_header_name_is_reported_as_a_header_error(tmp_path):
     assert inputs.message_pattern(str(path)).match(str(error.value)), str(error.value)
 
 
-@pytest.mark.xfail(strict=True, reason=BUGS["raw_header_in_message"].fix)
 def test_missing_column_message_stays_on_one_line_whatever_the_header_holds():
     with pytest.raises(ImportFileError) as error:
         parse_generations_csv("gen.csv", '"instance\nid",input\n', 1000)
@@ -51,7 +39,6 @@ def test_missing_column_message_stays_on_one_line_whatever_the_header_holds():
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(strict=True, reason=BUGS["huge_sample_index"].fix)
 def test_sample_index_beyond_the_database_integer_is_a_located_error(tmp_path):
     path = tmp_path / "gen.csv"
     path.write_text("instance_id,input,system,sample_index,text\nx0,Question?,alpha,99999999999999999999,An answer.\n")
@@ -62,7 +49,6 @@ def test_sample_index_beyond_the_database_integer_is_a_located_error(tmp_path):
     assert not Instance.objects.exists() and not Generation.objects.exists()
 
 
-@pytest.mark.xfail(strict=True, reason=BUGS["nul_in_import"].fix)
 def test_nul_character_in_a_text_is_a_located_error():
     with pytest.raises(ImportFileError) as error:
         parse_generations_csv("gen.csv", "instance_id,input,system,sample_index,text\nx0,Q?,alpha,0,A\x00B\n", 1000)
@@ -72,7 +58,6 @@ def test_nul_character_in_a_text_is_a_located_error():
 @pytest.mark.django_db
 @pytest.mark.parametrize("field", ["token", "rationale"])
 def test_nul_character_in_a_vote_field_is_refused_not_a_server_error(request, settings, field):
-    xfail_on_postgresql(request, BUGS["nul_in_vote"].fix)
     study = make_study(slug="nul-vote", n_instances=2, rationale="optional")
     client = invited_client(study)
     page = client.get("/s/nul-vote/").content.decode()

@@ -75,7 +75,7 @@ GOOD = "1,x,y,0,0,a,ann"
         ("instance_id,system_a,system_b,sample_a,sample_b,annotator\n" + "1,x,y,0,0,ann\n",
          1, "winner", "missing column"),
         ("", 1, "header", "the file is empty"),
-        (HEADER + ",winner\n", 1, "winner", "column appears twice"),
+        (HEADER + ",winner\n", 1, "header", "column 'winner' appears twice"),
         (HEADER + "\n" + GOOD + "\n1,,y,0,0,a,ann\n", 3, "system_a", "empty; a value is required"),
         (HEADER + "\n" + GOOD + "\n1,x,y,0,0,a,\n", 3, "annotator", "empty; a value is required"),
         (HEADER + "\n1,x,y,0,0,left,ann\n", 2, "winner", "'left' is not one of a, b, tie, both_bad"),

@@ -28,7 +28,6 @@ from django.utils import timezone
 from annotations.models import Assignment, Comparison, InviteLink, Study, Vote
 from tests.annotations.test_queue import make_study
 
-from tests.fuzz.known_bugs import BUGS
 
 from .conftest import Annotator, wait_until
 
@@ -204,7 +203,6 @@ def test_expired_leases_return_to_the_pool_and_late_answers_follow_the_rules(pos
     assert set(Comparison.objects.filter(study=study).values_list("votes_count", flat=True)) == {OVERLAP}
 
 
-@pytest.mark.xfail(strict=True, reason=BUGS["refusal_as_redirect"].fix)
 def test_refused_late_answer_keeps_its_409_when_nothing_is_left(postgres, live_server):
     study = make_study(slug="last-item", n_instances=1, overlap=1, lease_seconds=10)
     invite = InviteLink.objects.create(max_uses=2)
