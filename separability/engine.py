@@ -55,7 +55,6 @@ __all__ = [
     "length_factor_matrix",
     "normalise",
     "resolve_device",
-    "score_instance_matrices",
 ]
 
 METRICS = ("bertscore", "bertscore_length", "rouge1")
@@ -233,7 +232,7 @@ def _score_chunk(chunk, scorer, metrics) -> list[PairResult]:
         for s in systems:
             ranges[s] = list(range(start, start + len(inst.samples[s])))
             start += len(inst.samples[s])
-        mats = score_instance_matrices(
+        mats = _instance_matrices(
             pos_text, metrics, scorer, seq_of_text, seqs, embs, words, rtoks
         )
         for i, a in enumerate(systems):
@@ -248,7 +247,7 @@ def _score_chunk(chunk, scorer, metrics) -> list[PairResult]:
     return results
 
 
-def score_instance_matrices(pos_text, metrics, scorer, seq_of_text, seqs, embs, words, rtoks):
+def _instance_matrices(pos_text, metrics, scorer, seq_of_text, seqs, embs, words, rtoks):
     """Metric matrices over an instance's generations (positions), built from its distinct texts."""
     local: dict[int, int] = {}
     pos_local = [local.setdefault(t, len(local)) for t in pos_text]

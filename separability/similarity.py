@@ -117,11 +117,12 @@ class SeparabilityScorer:
     def encode(self, token_seqs: Sequence[Sequence[int]]) -> list:
         """Embed each token sequence once; returns, in input order, (L, d) tensors of unit-norm rows.
 
-        Sequences are sent through the model sorted by length, ``batch_size`` at a time.
+        Sequences are sent through the model sorted by length (little padding), ``batch_size`` at a time.
         """
         torch = self._torch
         out: list = [None] * len(token_seqs)
-        order = sorted(range(len(token_seqs)), key=lambda i: len(token_seqs[i]))
+        # longest first, as bert-score orders them (so a too-large batch fails at once, not at the end)
+        order = sorted(range(len(token_seqs)), key=lambda i: len(token_seqs[i]), reverse=True)
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
@@ -178,7 +179,10 @@ class SeparabilityScorer:
         return D[np.ix_(pos, pos)]
 
 
-def _precision_matrix(X, lens, owner, w, torch, block_elements: int = 1 << 24):
+_BLOCK_ELEMENTS = 1 << 24  # 64 MiB of float32 per similarity block
+
+
+def _precision_matrix(X, lens, owner, w, torch, block_elements: int = _BLOCK_ELEMENTS):
     """P[u, v] = sum_i w_i * max_j cos(x_i, x_j), i over the tokens of text u, j over those of text v.
 
     ``X`` (T, d): unit token vectors of the m texts one after another (``lens`` tokens each, ``owner``
