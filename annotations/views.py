@@ -7,7 +7,6 @@ display order, never the objects they came from.
 """
 from __future__ import annotations
 
-from functools import wraps
 
 from django.conf import settings
 from django.contrib import messages
@@ -18,6 +17,8 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from evalsite.decorators import staff_required
 
 from . import queue
 from .auth import (
@@ -227,17 +228,6 @@ def invite(request, token):
 
 # --------------------------------------------------------------------------------------------------
 # staff pages
-
-
-def staff_required(view):
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not (request.user.is_active and request.user.is_staff):
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-    return wrapper
 
 
 @staff_required

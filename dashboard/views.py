@@ -5,13 +5,10 @@ named freely here: these pages are for researchers, never for annotators.
 """
 from __future__ import annotations
 
-from functools import wraps
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -19,19 +16,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotations.models import Dataset, Study
 
+from evalsite.decorators import staff_required
+
 from . import charts, exports, queries
 from .models import ExportJob
-
-
-def staff_required(view):
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not (request.user.is_active and request.user.is_staff):
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-    return wrapper
 
 
 @require_GET

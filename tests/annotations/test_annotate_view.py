@@ -19,7 +19,7 @@ from annotations.models import (
 )
 from annotations.selection import open_study
 
-from .test_queue import make_annotator, make_study, plain_static  # noqa: F401 - plain_static is a fixture
+from .test_queue import make_annotator, make_study
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ import requests
 
 from annotations.models import Assignment, Comparison, InviteLink, Vote
 
-from .test_queue import make_study, plain_static  # noqa: F401 - plain_static is a fixture
+from .test_queue import make_study
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 

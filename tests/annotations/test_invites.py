@@ -11,7 +11,7 @@ from django.utils import timezone
 from annotations.auth import claim_invite_use
 from annotations.models import AnnotatorProfile, InviteLink
 
-from .test_queue import make_study, plain_static  # noqa: F401 - plain_static is a fixture
+from .test_queue import make_study
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,6 @@ import time
 import pytest
 from django.test import Client
 
-from .test_queue import plain_static  # noqa: F401 - plain_static is a fixture
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ from django.test import Client
 
 from annotations.models import AnnotatorProfile, InviteLink, Study, Vote
 
-from .test_queue import make_study, plain_static  # noqa: F401 - plain_static is a fixture
+from .test_queue import make_study
 
 pytestmark = pytest.mark.django_db
 HX = {"HTTP_HX_REQUEST": "true"}

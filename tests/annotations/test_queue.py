@@ -1,7 +1,7 @@
 """The assignment queue (annotations.queue): overlap, leases, gold items, consistency units, idempotent votes.
 
 This module also holds the small builders the other annotator tests import (`make_study`,
-`make_annotator`, `plain_static`).
+`make_annotator`).
 """
 from datetime import timedelta
 
@@ -25,15 +25,6 @@ from annotations.selection import open_study
 from annotations.services import new_pseudonym
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def plain_static(settings):
-    """Templates use {% static %}; the manifest storage needs collectstatic, which tests do not run.
-    Also a fast password hasher (autouse fixtures run before `staff_user` hashes its password)."""
-    settings.STORAGES = {**settings.STORAGES,
-                         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def make_study(slug="queue-study", n_instances=4, k=1, systems=("alpha-model", "beta-model"), pairs=1, overlap=1,

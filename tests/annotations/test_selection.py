@@ -15,7 +15,7 @@ from annotations import queue
 from annotations.models import Comparison, Study
 from annotations.selection import open_study
 
-from .test_queue import make_annotator, plain_static  # noqa: F401 - plain_static is a fixture
+from .test_queue import make_annotator
 
 pytestmark = pytest.mark.django_db
 SAMSUM = Path(__file__).resolve().parents[2] / "demo/data/separability-paper/mistral-7b_vicuna-7b_samsum_pref_data.csv"

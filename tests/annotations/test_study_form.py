@@ -6,7 +6,7 @@ from django.test import Client
 from annotations.forms import StudyForm
 from annotations.models import Comparison, Dataset, InviteLink, Study, System
 
-from .test_queue import make_annotator, make_study, plain_static  # noqa: F401 - plain_static is a fixture
+from .test_queue import make_annotator, make_study
 
 pytestmark = pytest.mark.django_db
 

@@ -1,16 +1,5 @@
-"""Fixtures of the API tests: plain static storage (tests do not run collectstatic), users, MEDIA_ROOT."""
+"""Fixtures of the API tests: users and MEDIA_ROOT (static storage and hashers: tests/conftest.py)."""
 import pytest
-
-
-@pytest.fixture(autouse=True)
-def plain_static(settings):
-    settings.STORAGES = {**settings.STORAGES,
-                         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

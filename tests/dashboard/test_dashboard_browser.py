@@ -20,7 +20,6 @@ from annotations import demo
 from annotations.importers import parse_pairwise_csv
 from annotations.models import Study
 from annotations.services import write_pairwise
-from tests.conftest import service_missing
 
 # Playwright's sync API runs an event loop in this thread; Django would refuse ORM calls next to it.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -28,9 +27,6 @@ os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = ROOT / "docs/screenshots"
 PAPER = demo.PAPER_DEMOS[1]
 
@@ -41,18 +37,6 @@ CANVAS_DRAWN = """(canvas) => {
   blank.width = canvas.width; blank.height = canvas.height;
   return canvas.toDataURL() !== blank.toDataURL();
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        service_missing(f"chromium at {CHROMIUM} (apt-get install chromium; `make test` does it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -18,13 +18,6 @@ pytestmark = pytest.mark.django_db
 ROW_KEYS = {"system", "rating", "ci_low", "ci_high", "rank", "votes", "win_rate"}
 
 
-@pytest.fixture(autouse=True)
-def plain_static(settings):
-    """Templates use {% static %}; the manifest storage needs collectstatic, which tests do not run."""
-    settings.STORAGES = {**settings.STORAGES,
-                         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
-
-
 def weighting_flips_study(slug="flips", names=("alpha", "beta", "gamma"), **fields) -> Study:
     """alpha beats beta on separable instances, beta beats alpha more often on inseparable ones, and gamma
     loses to both: the plain methods put beta first, the weighted ones alpha."""

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from annotations import demo
 from annotations.importers import parse_pairwise_csv, write_generations
-from annotations.models import Comparison, Generation, InviteLink, Study, System, Vote
+from annotations.models import Generation, InviteLink, Study, System, Vote
 from annotations.selection import open_study
 from annotations.services import (
     canonical_pair,
