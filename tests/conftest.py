@@ -194,6 +194,21 @@ def browser():
 
 
 @pytest.fixture
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def annotator_client(client):
+    """A signed-in annotator (not staff)."""
+    from tests.dashboard.factories import make_annotator
+
+    client.force_login(make_annotator("plain-annotator"))
+    return client
+
+
+@pytest.fixture
 def staff_user(django_user_model):
     return django_user_model.objects.create_user("staff", password="staff-pass-123", is_staff=True,
                                                  is_superuser=True)

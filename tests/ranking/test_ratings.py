@@ -95,7 +95,7 @@ def test_elo_matches_chatbot_arena_compute_elo():
 
 @pytest.mark.parametrize("k, scale, base, initial", [(4, 400, 10, 1000), (32, 400, 10, 1500), (16, 173.7, math.e, 0)])
 def test_elo_matches_evalica(k, scale, base, initial):
-    evalica = pytest.importorskip("evalica")
+    import evalica
     a, b, score = random_votes(2000, 8, seed=4)
     names = [f"s{i}" for i in range(8)]
     winner_of = {1.0: evalica.Winner.X, 0.0: evalica.Winner.Y, 0.5: evalica.Winner.Draw}
@@ -109,7 +109,7 @@ def test_elo_matches_evalica(k, scale, base, initial):
 
 def test_evalica_weights_are_not_separability_weights():
     # evalica multiplies the score, not the step: a weight-0 win still counts as a loss for both sides.
-    evalica = pytest.importorskip("evalica")
+    import evalica
     theirs = evalica.elo(["x"], ["y"], [evalica.Winner.X], weights=[0.0]).scores
     assert theirs["x"] == pytest.approx(998.0)
     assert weighted_elo([0], [1], [1.0], [0.0], 2).tolist() == [1000.0, 1000.0]
@@ -249,7 +249,7 @@ def test_bt_weight_multiplies_the_count():
 
 
 def test_bt_matches_evalica():
-    evalica = pytest.importorskip("evalica")
+    import evalica
     a, b, score = random_votes(3000, 7, seed=15)
     names = [f"s{i}" for i in range(7)]
     winner_of = {1.0: evalica.Winner.X, 0.0: evalica.Winner.Y, 0.5: evalica.Winner.Draw}
@@ -264,7 +264,7 @@ def test_bt_matches_evalica():
 
 def test_bt_reproduces_chatbot_arena_compute_mle_elo():
     """Arena's compute_mle_elo: logistic regression, wins counted twice, ties once each way."""
-    sklearn = pytest.importorskip("sklearn.linear_model")
+    import sklearn.linear_model as sklearn
     a, b, score = random_votes(1500, 6, seed=16)
     n = 6
     a_win = np.zeros((n, n))
