@@ -3,11 +3,10 @@ votes, and an upload form for every importer."""
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db import transaction
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 
-from .importers import ImportFileError, parse_generations, parse_pairwise_csv, parse_votes_csv, write_generations
+from .importers import ImportFileError
 from .models import (
     AnnotatorProfile,
     Assignment,
@@ -20,7 +19,7 @@ from .models import (
     System,
     Vote,
 )
-from .services import get_or_create_dataset, write_pairwise, write_votes
+from .services import import_file
 
 
 class GenerationInline(admin.TabularInline):
@@ -221,22 +220,12 @@ class ImportUploadForm(forms.Form):
 def run_uploaded_import(form: ImportUploadForm) -> str:
     data = form.cleaned_data
     upload = data["file"]
-    raw = upload.read()
-    name = upload.name
-    with transaction.atomic():
-        if data["kind"] == "generations":
-            parsed = parse_generations(name, settings.IMPORT_MAX_TEXT_BYTES, data=raw)
-            summary = write_generations(get_or_create_dataset(data["dataset"]), parsed)
-        elif data["kind"] == "pairwise":
-            parsed = parse_pairwise_csv(name, settings.IMPORT_MAX_TEXT_BYTES, data=raw)
-            _, summary = write_pairwise(parsed, data["dataset"], data["study"], data["system_names"])
-        else:
-            study = Study.objects.get(slug=data["study"])
-            summary = write_votes(parse_votes_csv(name, data=raw), study, name)
-    if data["kind"] != "generations":
+    study, summary = import_file(data["kind"], upload.name, upload.read(), data.get("dataset") or "",
+                                 data.get("study") or "", data.get("system_names", ()))
+    if study is not None:
         from ranking.services import rebuild_study_ratings
 
-        rebuild_study_ratings(Study.objects.get(slug=data["study"]))
+        rebuild_study_ratings(study)
     return summary.as_text()
 
 

@@ -202,7 +202,23 @@ def write_votes(parsed_votes: list[ParsedVote], study: Study, filename: str,
     return summary
 
 
-def atomic_import(func, *args, **kwargs):
-    """Run an import function in one transaction (the caller reports ImportFileError)."""
+def import_file(kind: str, name: str, raw: bytes, dataset_slug: str, study_slug: str = "",
+                system_names: tuple[str, str] = (), fmt: str | None = None) -> tuple[Study | None, ImportSummary]:
+    """One uploaded file (admin form, API) in one transaction; raises ImportFileError, writing nothing.
+
+    kind: "generations" (JSONL/CSV into the dataset), "pairwise" (the paper's crowd batch; creates the
+    study if new) or "votes" (CSV for the existing study `study_slug`). Returns (study or None, summary).
+    """
+    from django.conf import settings
+
+    from .importers import parse_generations, parse_pairwise_csv, parse_votes_csv
+
     with transaction.atomic():
-        return func(*args, **kwargs)
+        if kind == "generations":
+            parsed = parse_generations(name, settings.IMPORT_MAX_TEXT_BYTES, data=raw, fmt=fmt)
+            return None, write_generations(get_or_create_dataset(dataset_slug), parsed)
+        if kind == "pairwise":
+            parsed = parse_pairwise_csv(name, settings.IMPORT_MAX_TEXT_BYTES, data=raw)
+            return write_pairwise(parsed, dataset_slug, study_slug, system_names)
+        study = Study.objects.get(slug=study_slug)
+        return study, write_votes(parse_votes_csv(name, data=raw), study, name)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.http import StreamingHttpResponse
@@ -86,30 +85,16 @@ class DatasetDetail(generics.RetrieveAPIView):
 @api_view(["POST"])
 @parser_classes([MultiPartParser, FormParser])
 def dataset_import(request, slug):
-    from annotations.importers import (
-        ImportFileError,
-        parse_generations,
-        parse_pairwise_csv,
-        parse_votes_csv,
-        write_generations,
-    )
-    from annotations.services import get_or_create_dataset, write_pairwise, write_votes
+    from annotations.importers import ImportFileError
+    from annotations.services import import_file
 
     data = _validated(s.ImportSerializer, request.data, dataset_slug=slug)
     upload = data["file"]
     raw, name, kind = upload.read(), upload.name, data["kind"]
-    study = None
+    study_slug = data["study_obj"].slug if kind == "votes" else data.get("study", "")
     try:
-        with transaction.atomic():
-            if kind == "generations":
-                parsed = parse_generations(name, settings.IMPORT_MAX_TEXT_BYTES, data=raw, fmt=data.get("format"))
-                summary = write_generations(get_or_create_dataset(slug), parsed)
-            elif kind == "pairwise":
-                parsed = parse_pairwise_csv(name, settings.IMPORT_MAX_TEXT_BYTES, data=raw)
-                study, summary = write_pairwise(parsed, slug, data["study"], data["system_names"])
-            else:
-                study = data["study_obj"]
-                summary = write_votes(parse_votes_csv(name, data=raw), study, name)
+        study, summary = import_file(kind, name, raw, slug, study_slug, data.get("system_names", ()),
+                                     fmt=data.get("format"))
     except ImportFileError as exc:
         return Response({"error": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     if study is not None and summary.votes_created:

@@ -272,3 +272,20 @@ def test_votes_file_with_non_utf8_bytes_is_rejected(tmp_path, small_study):
     code, _, err = run_command("import_votes", str(path), "--study", "st")
     assert code != 0 and err.strip().startswith(f"{path}:2: encoding: ")
     assert row_counts() == before
+
+
+@pytest.mark.django_db
+def test_admin_upload_imports_a_crowd_batch_and_rejects_a_bad_file_without_writing(staff_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    good = SimpleUploadedFile("batch.csv", pairwise_csv_text().encode())
+    response = staff_client.post("/admin/annotations/import/", {
+        "kind": "pairwise", "file": good, "dataset": "up", "study": "up-study", "systems": "mistral-7b,vicuna-7b"})
+    assert response.status_code == 302
+    assert Vote.objects.filter(study__slug="up-study").count() == 6 * 5
+    before = row_counts()
+    bad = SimpleUploadedFile("votes.csv", (VOTES_HEADER + "nope,mistral-7b,vicuna-7b,0,0,a,w,\n").encode())
+    response = staff_client.post("/admin/annotations/import/", {"kind": "votes", "file": bad, "study": "up-study"},
+                                 follow=True)
+    assert "votes.csv:2: instance_id: unknown instance" in response.content.decode()
+    assert row_counts() == before
