@@ -5,6 +5,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from annotations.models import Comparison, Dataset, Study
+from ranking.ratings import METHODS
 
 
 class DatasetSerializer(serializers.ModelSerializer):
@@ -246,7 +247,6 @@ class SeparabilityRecordSerializer(serializers.Serializer):
 
 
 class LeaderboardQuerySerializer(serializers.Serializer):
-    METHODS = ("elo", "weighted_elo", "bt", "weighted_bt")
     method = serializers.ChoiceField(choices=METHODS, required=False)
 
 

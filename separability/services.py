@@ -150,13 +150,11 @@ def normalise_dataset(dataset) -> dict[str, float]:
     alignments = Alignment.objects.filter(instance__dataset=dataset)
     for metric in alignments.order_by().values_list("metric", flat=True).distinct():
         rows = alignments.filter(metric=metric)
-        low, high = None, None
-        for field in ("self_a", "self_b", "cross"):
-            agg = rows.aggregate(lo=Min(field), hi=Max(field))
-            if agg["lo"] is not None:
-                low = agg["lo"] if low is None else min(low, agg["lo"])
-                high = agg["hi"] if high is None else max(high, agg["hi"])
-        spread = (high - low) if low is not None else 0.0
+        fields = ("self_a", "self_b", "cross")
+        agg = rows.aggregate(**{f"lo_{f}": Min(f) for f in fields}, **{f"hi_{f}": Max(f) for f in fields})
+        lows = [agg[f"lo_{f}"] for f in fields if agg[f"lo_{f}"] is not None]
+        highs = [agg[f"hi_{f}"] for f in fields if agg[f"hi_{f}"] is not None]
+        spread = (max(highs) - min(lows)) if lows else 0.0
         ranges[metric] = spread
         rows.filter(separability__isnull=True).update(normalised=None)
         defined = rows.filter(separability__isnull=False)
