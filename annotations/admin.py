@@ -193,8 +193,10 @@ class ImportUploadForm(forms.Form):
     )
     kind = forms.ChoiceField(choices=KINDS)
     file = forms.FileField()
-    dataset = forms.SlugField(required=False, help_text="Generations and crowd batch: dataset slug.")
-    study = forms.SlugField(required=False, help_text="Crowd batch and votes: study slug.")
+    dataset = forms.SlugField(required=False, max_length=Dataset._meta.get_field("slug").max_length,
+                              help_text="Generations and crowd batch: dataset slug.")
+    study = forms.SlugField(required=False, max_length=Study._meta.get_field("slug").max_length,
+                            help_text="Crowd batch and votes: study slug.")
     systems = forms.CharField(required=False, help_text="Crowd batch: NAME1,NAME2 (system 1 first).")
 
     def clean(self):
@@ -208,8 +210,11 @@ class ImportUploadForm(forms.Form):
             self.add_error("study", "No such study.")
         if kind == "pairwise":
             names = [n.strip() for n in (data.get("systems") or "").split(",") if n.strip()]
+            name_limit = System._meta.get_field("name").max_length
             if len(names) != 2 or names[0] == names[1]:
                 self.add_error("systems", "Two different names separated by a comma.")
+            elif any(len(n) > name_limit for n in names):
+                self.add_error("systems", f"A name has at most {name_limit} characters.")
             data["system_names"] = tuple(names)
         upload = data.get("file")
         if upload is not None and upload.size > settings.IMPORT_MAX_UPLOAD_BYTES:

@@ -63,6 +63,7 @@ def read_utf8_text(path: str | Path, data: bytes | None = None) -> str:
 
 
 MAX_SAMPLE_INDEX = 2**31 - 1  # the database's integer column
+MAX_NAME_CHARS = 200  # the database's name columns: Instance.external_id, System.name, AnnotatorProfile.external_id
 
 
 def _check_size(name: str, line: int, field_name: str, text: str, max_bytes: int) -> None:
@@ -113,6 +114,15 @@ def _required(name: str, line: int, row: dict, key: str) -> str:
         raise ImportFileError(name, line, key, "is empty")
     if "\x00" in value:
         raise ImportFileError(name, line, key, "contains a NUL character, which cannot be stored")
+    return value
+
+
+def _name(name: str, line: int, row: dict, key: str) -> str:
+    """A name that is stored (instance id, system, worker): required, stripped, and short enough for its
+    column (PostgreSQL refuses a longer one; SQLite would keep it)."""
+    value = _required(name, line, row, key).strip()
+    if len(value) > MAX_NAME_CHARS:
+        raise ImportFileError(name, line, key, f"is {len(value)} characters, over the limit of {MAX_NAME_CHARS}")
     return value
 
 
@@ -173,8 +183,8 @@ def parse_generations_jsonl(name: str, text: str, max_text_bytes: int) -> Parsed
             raise ImportFileError(name, number, "json", f"malformed JSON ({exc.msg} at column {exc.colno})") from None
         if not isinstance(obj, dict):
             raise ImportFileError(name, number, "json", "each line must be a JSON object")
-        instance_id = _required(name, number, obj, "instance_id").strip()
-        system = _required(name, number, obj, "system").strip()
+        instance_id = _name(name, number, obj, "instance_id")
+        system = _name(name, number, obj, "system")
         if (instance_id, system) in seen_lines:
             raise ImportFileError(name, number, "system", f"duplicate instance line: instance {instance_id!r} and "
                                   f"system {system!r} already appear on line {seen_lines[(instance_id, system)]}")
@@ -222,8 +232,8 @@ def parse_generations_csv(name: str, text: str, max_text_bytes: int) -> ParsedGe
     parsed = ParsedGenerations(name)
     seen: dict[tuple[str, str, int], int] = {}
     for line, row in _csv_records(name, text, ("instance_id", "input", "system", "sample_index", "text")):
-        instance_id = _required(name, line, row, "instance_id").strip()
-        system = _required(name, line, row, "system").strip()
+        instance_id = _name(name, line, row, "instance_id")
+        system = _name(name, line, row, "system")
         raw_index = _required(name, line, row, "sample_index").strip()
         try:
             sample_index = int(raw_index)
@@ -359,7 +369,7 @@ def parse_pairwise_csv(path: str | Path, max_text_bytes: int, data: bytes | None
     parsed = ParsedPairwise(name)
     seen: dict[tuple[str, str], int] = {}
     for line, row in _csv_records(name, text, required):
-        worker = _required(name, line, row, "WorkerId").strip()
+        worker = _name(name, line, row, "WorkerId")
         system_texts: tuple[list[str], list[str]] = ([], [])
         first_slot_system = []
         for i in range(1, n + 1):
@@ -444,8 +454,10 @@ def parse_votes_csv(path: str | Path, data: bytes | None = None) -> list[ParsedV
     text = read_utf8_text(path, data)
     votes = []
     required = ("instance_id", "system_a", "system_b", "sample_a", "sample_b", "winner", "annotator")
+    names = ("instance_id", "system_a", "system_b", "annotator")
     for line, row in _csv_records(name, text, required):
-        values = {key: _required(name, line, row, key).strip() for key in required}
+        values = {key: _name(name, line, row, key) if key in names else _required(name, line, row, key).strip()
+                  for key in required}
         samples = {}
         for key in ("sample_a", "sample_b"):
             try:

@@ -4,8 +4,9 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
-from annotations.models import Comparison, Dataset, Study
+from annotations.models import Comparison, Dataset, Study, System
 from ranking.ratings import METHODS
+from separability.engine import METRICS
 
 
 class DatasetSerializer(serializers.ModelSerializer):
@@ -49,7 +50,8 @@ class ImportSerializer(serializers.Serializer):
 
     kind = serializers.ChoiceField(choices=KINDS)
     file = serializers.FileField(allow_empty_file=False)
-    study = serializers.SlugField(required=False, help_text="votes and pairwise: the study slug.")
+    study = serializers.SlugField(required=False, max_length=Study._meta.get_field("slug").max_length,
+                                  help_text="votes and pairwise: the study slug.")
     systems = serializers.CharField(required=False, help_text="pairwise: NAME1,NAME2 (system 1 first).")
     format = serializers.ChoiceField(choices=(("jsonl", "jsonl"), ("csv", "csv")), required=False,
                                      help_text="generations: jsonl or csv (default: from the file name).")
@@ -63,6 +65,10 @@ class ImportSerializer(serializers.Serializer):
     def validate(self, data):
         kind = data["kind"]
         dataset_slug = self.context["dataset_slug"]
+        slug_limit = Dataset._meta.get_field("slug").max_length
+        if len(dataset_slug) > slug_limit:  # the address names a new dataset with a slug too long to store
+            raise serializers.ValidationError({"dataset": f"The slug in the address has {len(dataset_slug)} "
+                                                          f"characters, over the limit of {slug_limit}."})
         if kind in ("votes", "pairwise") and not data.get("study"):
             raise serializers.ValidationError({"study": f"Required for kind {kind!r}."})
         if kind == "votes":
@@ -77,6 +83,9 @@ class ImportSerializer(serializers.Serializer):
             names = [n.strip() for n in (data.get("systems") or "").split(",") if n.strip()]
             if len(names) != 2 or names[0] == names[1]:
                 raise serializers.ValidationError({"systems": "Two different system names separated by a comma."})
+            name_limit = System._meta.get_field("name").max_length
+            if any(len(n) > name_limit for n in names):
+                raise serializers.ValidationError({"systems": f"A system name has at most {name_limit} characters."})
             data["system_names"] = tuple(names)
         elif data.get("systems"):
             raise serializers.ValidationError({"systems": f"Only for kind 'pairwise', not {kind!r}."})
@@ -213,16 +222,10 @@ class VoteRecordSerializer(serializers.Serializer):
 
 
 class SeparabilityQuerySerializer(serializers.Serializer):
-    metric = serializers.CharField(required=False)
+    metric = serializers.ChoiceField(choices=METRICS, required=False, error_messages={
+        "invalid_choice": f"Unknown metric '{{input}}'; choose from {', '.join(METRICS)}."})
     system_a = serializers.CharField(required=False)
     system_b = serializers.CharField(required=False)
-
-    def validate_metric(self, value):
-        from separability.engine import METRICS
-
-        if value not in METRICS:
-            raise serializers.ValidationError(f"Unknown metric {value!r}; choose from {', '.join(METRICS)}.")
-        return value
 
     def validate(self, data):
         if bool(data.get("system_a")) != bool(data.get("system_b")):
@@ -270,7 +273,7 @@ class LeaderboardSerializer(serializers.Serializer):
     notes = serializers.ListField(child=serializers.CharField())
 
 
-class TokenRequestSerializer(serializers.Serializer):
+class TokenRotateSerializer(serializers.Serializer):
     rotate = serializers.BooleanField(required=False, default=False,
                                       help_text="Replace an existing token with a new one.")
 

@@ -17,7 +17,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.decorators import api_view, parser_classes, renderer_classes
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
@@ -25,6 +24,7 @@ from rest_framework.response import Response
 from annotations.models import Comparison, Dataset, Study
 
 from . import serializers as s
+from .pagination import LimitOffsetPagination
 
 
 class CSVRenderer(BaseRenderer):
@@ -44,7 +44,13 @@ class CSVRenderer(BaseRenderer):
 
 class VotePagination(LimitOffsetPagination):
     default_limit = 1000
-    max_limit = 20_000
+
+
+# The views that paginate by hand, documented like the generic list views.
+PAGE_PARAMETERS = [
+    OpenApiParameter("limit", OpenApiTypes.INT, description="Number of results to return per page."),
+    OpenApiParameter("offset", OpenApiTypes.INT, description="The initial index from which to return the results."),
+]
 
 
 def _validated(serializer_class, data, **context):
@@ -106,7 +112,7 @@ def dataset_import(request, slug):
 
 
 @extend_schema(
-    parameters=[s.SeparabilityQuerySerializer],
+    parameters=[s.SeparabilityQuerySerializer, *PAGE_PARAMETERS],
     responses=inline_serializer("PaginatedSeparability", {
         "count": serializers.IntegerField(), "next": serializers.CharField(allow_null=True),
         "previous": serializers.CharField(allow_null=True), "summary": serializers.DictField(),
@@ -134,7 +140,8 @@ def dataset_separability(request, slug):
     paginator = LimitOffsetPagination()
     limit, offset = paginator.get_limit(request), paginator.get_offset(request)
     paginator.count, paginator.limit, paginator.offset, paginator.request = rows.count(), limit, offset, request
-    page = list(itertools.islice(records, offset, offset + limit))
+    # Past the end there is nothing to read (and islice refuses an offset beyond sys.maxsize: was a 500).
+    page = list(itertools.islice(records, offset, offset + limit)) if offset < paginator.count else []
     response = paginator.get_paginated_response(page)
     response.data["summary"] = dataset_summary(dataset)["separability"]
     return response
@@ -185,7 +192,8 @@ class StudyComparisons(generics.ListAPIView):
 
 @extend_schema(
     parameters=[OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"],
-                                 description="csv: the whole study as one CSV file (not paginated).")],
+                                 description="csv: the whole study as one CSV file (not paginated)."),
+                *PAGE_PARAMETERS],
     responses={200: inline_serializer("PaginatedVotes", {
         "count": serializers.IntegerField(), "next": serializers.CharField(allow_null=True),
         "previous": serializers.CharField(allow_null=True), "results": s.VoteRecordSerializer(many=True)}),
@@ -242,7 +250,7 @@ def study_leaderboards(request, slug):
 # tokens and docs
 
 
-@extend_schema(request=s.TokenRequestSerializer, responses={200: s.TokenSerializer, 201: s.TokenSerializer},
+@extend_schema(request=s.TokenRotateSerializer, responses={200: s.TokenSerializer, 201: s.TokenSerializer},
                summary="Create (or show) your API token",
                description="Signed in as staff (session or token), get your token for `Authorization: Token KEY`. "
                            "`rotate: true` replaces it.")
@@ -250,7 +258,7 @@ def study_leaderboards(request, slug):
 def token(request):
     from rest_framework.authtoken.models import Token
 
-    query = _validated(s.TokenRequestSerializer, request.data)
+    query = _validated(s.TokenRotateSerializer, request.data)
     if query["rotate"]:
         Token.objects.filter(user=request.user).delete()
     key, created = Token.objects.get_or_create(user=request.user)

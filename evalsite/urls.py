@@ -8,6 +8,8 @@ from annotations.auth import LockoutLoginView
 
 from . import views
 
+handler404 = "evalsite.views.not_found"
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),

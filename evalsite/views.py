@@ -2,6 +2,7 @@
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.views.defaults import page_not_found
 
 from annotations.models import Study
 
@@ -51,3 +52,11 @@ def healthz(request):
         checks["broker"] = "embedded (eager tasks)"
     healthy = all(not str(v).startswith("error") for v in checks.values())
     return JsonResponse({"status": "ok" if healthy else "error", "checks": checks}, status=200 if healthy else 503)
+
+
+def not_found(request, exception):
+    """The 404 of an address no route matches: under /api/ the API's JSON error (`{"detail": ...}`, as its
+    schema documents), elsewhere the site's page (templates/404.html)."""
+    if request.path_info.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)

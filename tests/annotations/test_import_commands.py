@@ -289,3 +289,18 @@ def test_admin_upload_imports_a_crowd_batch_and_rejects_a_bad_file_without_writi
                                  follow=True)
     assert "votes.csv:2: instance_id: unknown instance" in response.content.decode()
     assert row_counts() == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field,value", [("dataset", "d" * 101), ("study", "s" * 101),
+                                         ("systems", "m" * 201 + ",vicuna-7b")])
+def test_admin_upload_refuses_a_name_too_long_for_its_column(staff_client, field, value):
+    """Was a 500 on PostgreSQL (value too long for type character varying); SQLite stored it."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    form = {"kind": "pairwise", "file": SimpleUploadedFile("batch.csv", pairwise_csv_text().encode()),
+            "dataset": "up", "study": "up-study", "systems": "mistral-7b,vicuna-7b", field: value}
+    before = row_counts()
+    response = staff_client.post("/admin/annotations/import/", form)
+    assert response.status_code == 200 and "characters" in response.content.decode()
+    assert row_counts() == before

@@ -73,6 +73,9 @@ BAD_FILES = [
      "votes.csv:3: instance_id: unknown instance 'nope'"),
     ("pairwise", {"study": "new-batch", "systems": "m1,m2"}, "batch.csv", "WorkerId,Answer.pref1\nw1,1\n",
      "batch.csv:1: "),
+    # A name longer than its column: a 500 on PostgreSQL (value too long for type character varying(200)).
+    ("generations", {}, "long.jsonl", jsonl({"instance_id": "q1", "input": "x", "system": "m" * 201, "generations": ["a"]}),
+     "long.jsonl:1: system: is 201 characters, over the limit of 200"),
 ]
 
 
@@ -97,6 +100,8 @@ def test_import_bad_file_is_a_400_and_writes_nothing(staff_client, study, kind, 
     ({"kind": "generations", "study": "api-study", "file": "x"}, "study"),
     ({"kind": "generations", "format": "xml", "file": "x"}, "format"),
     ({"kind": "generations", "file": ""}, "file"),
+    ({"kind": "pairwise", "study": "s" * 101, "systems": "m1,m2", "file": "x"}, "study"),
+    ({"kind": "pairwise", "study": "s", "systems": "m" * 201 + ",m2", "file": "x"}, "systems"),
 ])
 def test_import_validation_errors(staff_client, study, data, field):
     other = Study.objects.create(slug="other", name="other", dataset=Dataset.objects.create(slug="elsewhere"))
@@ -112,6 +117,37 @@ def test_import_validation_errors(staff_client, study, data, field):
     body = response.json()
     assert field in body and body[field], body
     assert row_counts() == before
+
+
+def test_import_into_a_new_dataset_whose_slug_is_too_long_to_store_is_a_400(staff_client):
+    """A slug the URL accepts but the column (100 characters) does not: was a 500 on PostgreSQL."""
+    before = row_counts()
+    response = staff_client.post(f"/api/v1/datasets/{'d' * 101}/import/", {"kind": "generations", "file": upload("g.jsonl", GOOD)})
+    assert response.status_code == 400 and "over the limit of 100" in response.json()["dataset"][0], response.content
+    assert row_counts() == before
+
+
+@pytest.mark.parametrize("url", [
+    "/api/v1/datasets/?limit=100000000000000000000",
+    "/api/v1/studies/api-study/comparisons/?limit=100000000000000000000&offset=2",
+    "/api/v1/datasets/api-study-data/separability/?limit=100000000000000000000",
+    "/api/v1/datasets/api-study-data/separability/?offset=100000000000000000000",
+])
+def test_a_huge_limit_or_offset_is_capped_not_a_server_error(staff_client, study, url):
+    """DRF's default pagination has no ceiling: the limit reached the database's LIMIT and overflowed it
+    (and the separability view's islice), a 500. Found by tests/api/test_openapi_fuzz.py."""
+    response = staff_client.get(url)
+    assert response.status_code == 200, response.content
+    assert len(response.json()["results"]) <= 20_000
+
+
+def test_an_address_under_api_that_no_route_matches_is_a_json_404(staff_client):
+    """Not the site's HTML page: the schema documents 404 as `{"detail": ...}` JSON."""
+    for url in ("/api/v1/studies/not a slug/", "/api/v1/nothing-here/", "/api/v2/"):
+        response = staff_client.get(url)
+        assert response.status_code == 404 and response["Content-Type"] == "application/json", url
+        assert response.json() == {"detail": "Not found."}
+    assert "text/html" in staff_client.get("/no/such/page/")["Content-Type"]
 
 
 def test_studies_comparisons_and_detail(staff_client, study):
@@ -214,7 +250,16 @@ def test_schema_is_valid_openapi_in_yaml_and_json(client):
                  "/api/v1/studies/", "/api/v1/studies/{slug}/", "/api/v1/studies/{slug}/comparisons/",
                  "/api/v1/studies/{slug}/votes/", "/api/v1/studies/{slug}/leaderboards/", "/api/v1/token/"):
         assert path in schema["paths"], path
-    assert "multipart/form-data" in schema["paths"]["/api/v1/datasets/{slug}/import/"]["post"]["requestBody"]["content"]
+    upload_body = schema["paths"]["/api/v1/datasets/{slug}/import/"]["post"]["requestBody"]["content"]
+    assert "multipart/form-data" in upload_body
+    assert schema["components"]["schemas"]["ImportRequest"]["properties"]["file"]["format"] == "binary"
+    for path, operations in schema["paths"].items():  # the error answers, documented (api/schema.py)
+        for operation in operations.values():
+            expected = {"401", "403"} | ({"404"} if "{slug}" in path else set())
+            assert expected <= set(operation["responses"]), (path, sorted(operation["responses"]))
+            if "{slug}" in path:
+                [slug] = [p for p in operation["parameters"] if p["name"] == "slug"]
+                assert slug["schema"]["pattern"] == "^[-a-zA-Z0-9_]+$"
     as_json = client.get("/api/schema/?format=json")
     validate_schema(json.loads(as_json.content))
     assert json.loads(as_json.content)["paths"].keys() == schema["paths"].keys()

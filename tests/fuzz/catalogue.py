@@ -80,6 +80,8 @@ def parse_rows() -> list[Row]:
     jsonl("instance_id not a string", '{"instance_id": 7, "input": "Q?", "system": "alpha", "generations": ["A"]}\n')
     jsonl("instance_id empty", '{"instance_id": " ", "input": "Q?", "system": "alpha", "generations": ["A"]}\n')
     jsonl("system missing", '{"instance_id": "x0", "input": "Q?", "generations": ["A"]}\n')
+    jsonl("system longer than a name column holds",
+          '{"instance_id": "x0", "input": "Q?", "system": "' + "m" * 201 + '", "generations": ["A"]}\n')
     jsonl("the same (instance, system) on two lines", ok + "\n" + ok + "\n")
     jsonl("input missing on the instance's first line", '{"instance_id": "x0", "system": "alpha", "generations": ["A"]}\n')
     jsonl("input not a string", '{"instance_id": "x0", "input": ["Q?"], "system": "alpha", "generations": ["A"]}\n')
@@ -108,6 +110,7 @@ def parse_rows() -> list[Row]:
     gcsv("a required column missing", "instance_id,input,system,text\nx0,Q?,alpha,A\n")
     gcsv("a quoted field never closed", GEN_CSV_HEAD + 'x0,"Q?,alpha,0,A\n')
     gcsv("a row with the wrong number of fields", GEN_CSV_HEAD + "x0,Q?,alpha,0,A,extra\n")
+    gcsv("instance_id longer than a name column holds", GEN_CSV_HEAD + "x" * 201 + ",Q?,alpha,0,A\n")
     gcsv("sample_index not a whole number", GEN_CSV_HEAD + "x0,Q?,alpha,first,A\n")
     gcsv("sample_index negative", GEN_CSV_HEAD + "x0,Q?,alpha,-1,A\n")
     gcsv("the same sample twice", GEN_CSV_HEAD + "x0,Q?,alpha,0,A\nx0,Q?,alpha,0,B\n")
@@ -127,6 +130,7 @@ def parse_rows() -> list[Row]:
     pcsv("Answer.pref not -1, 0 or 1", lambda r: r.update({"Answer.pref2": "0.5"}))
     pcsv("a summary empty", lambda r: r.update({"Input.model2_summary4": " "}))
     pcsv("WorkerId empty", lambda r: r.update({"WorkerId": ""}))
+    pcsv("WorkerId longer than a name column holds", lambda r: r.update({"WorkerId": "W" * 201}))
     pcsv("one worker judged one instance twice", data=inputs.pairwise_seed(1) + inputs.pairwise_seed(1).split(b"\n", 1)[1])
     pcsv("header only, no rows", data=inputs.pairwise_seed(0))
 
@@ -140,6 +144,7 @@ def parse_rows() -> list[Row]:
     vcsv("winner not one of a, b, tie, both_bad", VOTES_HEAD + "x0,alpha-model,beta-model,0,0,left,w1,\n")
     vcsv("sample_a not a whole number", VOTES_HEAD + "x0,alpha-model,beta-model,one,0,a,w1,\n")
     vcsv("sample_b negative", VOTES_HEAD + "x0,alpha-model,beta-model,0,-2,a,w1,\n")
+    vcsv("annotator longer than a name column holds", VOTES_HEAD + "x0,alpha-model,beta-model,0,0,a," + "w" * 201 + ",\n")
     vcsv("system_b the same as system_a", VOTES_HEAD + "x0,alpha-model,alpha-model,0,0,a,w1,\n")
     vcsv("created_at not an ISO 8601 date-time", VOTES_HEAD + "x0,alpha-model,beta-model,0,0,a,w1,yesterday\n")
     vcsv("header only, no votes", VOTES_HEAD)
