@@ -16,7 +16,7 @@ from django.contrib.auth.views import LoginView
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.forms.utils import ErrorDict
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from .models import AnnotatorProfile, InviteLink, Study
@@ -69,12 +69,15 @@ def may_annotate(request, study: Study) -> bool:
         return False
     if user.is_staff:
         return True
-    profile = profile_of(user)
+    # One query on every vote: the profile, and whether its invite covers this study.
+    invited = InviteLink.studies.through.objects.filter(invitelink_id=OuterRef("invite_id"), study_id=study.pk)
+    profile = (AnnotatorProfile.objects.filter(user=user).annotate(invited=Exists(invited))
+               .values("invited", "prolific_pid").first())
     if profile is None:
         return False
-    if profile.invite_id and profile.invite.studies.filter(pk=study.pk).exists():
+    if profile["invited"]:
         return True
-    return bool(profile.prolific_pid and study.prolific_study_id
+    return bool(profile["prolific_pid"] and study.prolific_study_id
                 and study.pk in request.session.get(SESSION_PROLIFIC_STUDIES, []))
 
 

@@ -13,7 +13,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from .models import Comparison, Generation, Study
@@ -134,4 +134,16 @@ def open_study(study: Study) -> int:
         study.status = Study.Status.OPEN
         study.opened_at = study.opened_at or timezone.now()
         study.save(update_fields=["selection_summary", "status", "opened_at"])
-        return created
+    refresh_comparison_statistics()
+    return created
+
+
+def refresh_comparison_statistics() -> None:
+    """ANALYZE the comparison table on PostgreSQL after opening a study.
+
+    Until autovacuum gets to it (a minute or more), the planner believes a new study has no
+    comparisons and picks a bitmap scan plus a sort of the whole study for the lease query (7 ms at
+    4,500 comparisons) instead of walking the serving-order index to the first open item (0.3 ms)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f'ANALYZE "{Comparison._meta.db_table}"')

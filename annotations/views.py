@@ -66,7 +66,7 @@ def annotator_study(request, slug: str) -> Study:
 
 
 def item_context(request, study: Study, assignment: Assignment, error: str = "", notice: str = "",
-                 rationale: str = "") -> dict:
+                 rationale: str = "", progress: queue.Progress | None = None) -> dict:
     comparison = (Comparison.objects.select_related("instance", "generation_a", "generation_b")
                   .get(pk=assignment.comparison_id))
     left, right = ((comparison.generation_a, comparison.generation_b) if assignment.left_is_a
@@ -81,7 +81,7 @@ def item_context(request, study: Study, assignment: Assignment, error: str = "",
         "answers": [{"value": v, "key": k, "label": label} for v, k, label in ANSWERS if v in allowed],
         "rationale_mode": study.rationale,
         "rationale_text": rationale,
-        "progress": queue.progress(study, request.user),
+        "progress": progress or queue.progress(study, request.user),
         "error": error,
         "notice": notice,
     }
@@ -101,13 +101,14 @@ def next_item_response(request, study: Study, notice: str = "", status: int = 20
     if not is_htmx(request) and not notice:
         return redirect("annotations:annotate", slug=study.slug, permanent=False)
     assignment = None
-    if not queue.progress(study, request.user).quota_met and study.status == Study.Status.OPEN:
-        assignment = queue.next_assignment(study, request.user)
+    progress = queue.progress(study, request.user)
+    if not progress.quota_met and study.status == Study.Status.OPEN:
+        assignment = queue.next_assignment(study, request.user, done=progress.done)
     if assignment is None:
         if is_htmx(request):  # htmx follows HX-Redirect whatever the status: keep a refusal's status
             return HttpResponse(status=status, headers={"HX-Redirect": done_url})
         return redirect(done_url)
-    return render_item(request, study, assignment, status=status, notice=notice)
+    return render_item(request, study, assignment, status=status, notice=notice, progress=progress)
 
 
 def open_assignment_for(request, study: Study, token: str) -> Assignment | None:
@@ -138,12 +139,13 @@ def annotate(request, slug):
         return message_page(request, "Not available", "You have not been invited to this study.", status=403)
     if study.status == Study.Status.CLOSED:
         return message_page(request, "Study closed", "This study is closed. Thank you for your interest.")
-    if queue.progress(study, request.user).quota_met:
+    progress = queue.progress(study, request.user)
+    if progress.quota_met:
         return redirect("annotations:done", slug=slug)
-    assignment = queue.next_assignment(study, request.user)
+    assignment = queue.next_assignment(study, request.user, done=progress.done)
     if assignment is None:
         return redirect("annotations:done", slug=slug)
-    return render_item(request, study, assignment)
+    return render_item(request, study, assignment, progress=progress)
 
 
 @require_POST

@@ -38,8 +38,8 @@ What it does, all on loopback, bounded in count and time:
 The vote rate limit is raised to 1,000,000/m for the run (the limiter is still hit on every vote:
 the cost is measured, the refusals are not wanted). Static files are served with the plain storage
 (STATIC_MANIFEST=0), so no collectstatic is needed. Everything else comes from the environment, as
-deployed; `--conn-max-age` sets CONN_MAX_AGE (0, a new database connection per request, is the
-site's default).
+deployed; `--conn-max-age` sets CONN_MAX_AGE (default 60, persistent connections, as docker-compose
+deploys the site; 0, a new database connection per request, is the embedded default of `make run`).
 """
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def parse_args(argv=None):
                         help="use this Redis (base URL, DBs 0 and 1 are used) instead of starting one")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("GUNICORN_WORKERS", "2")))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("GUNICORN_THREADS", "4")))
-    parser.add_argument("--conn-max-age", type=int, default=int(os.environ.get("CONN_MAX_AGE", "0")))
+    parser.add_argument("--conn-max-age", type=int, default=int(os.environ.get("CONN_MAX_AGE", "60")))
     parser.add_argument("--no-worker", action="store_true", help="no Celery worker (recomputes stay queued)")
     parser.add_argument("--profile", default="",
                         help="record the gunicorn workers with py-spy during the annotators' phase into this "

@@ -150,3 +150,15 @@ def test_gold_vote_records_pass_or_fail(study, annotator):
     annotator.post("/s/votes/vote/", {"token": token, "choice": "left"}, **HX)
     assert Vote.objects.get().gold_passed is left_is_a
     assert InviteLink.objects.count() == 1
+
+
+def test_vote_and_next_item_cycle_stays_within_its_statement_budget(study, annotator, django_assert_max_num_queries):
+    """The annotator cycle (vote + next item) is the site's hot path: 23 statements on PostgreSQL
+    (session, user, access, the vote's transaction, the lease's transaction, the item). A change that
+    adds statements to it should be deliberate (see docs/benchmarks.md, "Web load")."""
+    token = token_of(annotator.get("/s/votes/"))
+    annotator.post("/s/votes/vote/", {"token": token, "choice": "left"}, **HX)
+    token = token_of(annotator.get("/s/votes/"))
+    with django_assert_max_num_queries(24):
+        response = annotator.post("/s/votes/vote/", {"token": token, "choice": "right"}, **HX)
+    assert response.status_code == 200 and Vote.objects.count() == 2
