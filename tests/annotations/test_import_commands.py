@@ -304,3 +304,32 @@ def test_admin_upload_refuses_a_name_too_long_for_its_column(staff_client, field
     response = staff_client.post("/admin/annotations/import/", form)
     assert response.status_code == 200 and "characters" in response.content.decode()
     assert row_counts() == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("option,value,message", [
+    ("--dataset", "d" * 101, "--dataset: 101 characters, over the limit of 100"),
+    ("--study", "s" * 101, "--study: 101 characters, over the limit of 100"),
+    ("--study", "two words", "--study: 'two words' is not a slug"),
+    ("--systems", "m" * 201 + ",vicuna-7b", "--systems: a name of 201 characters, over the limit of 200"),
+    ("--systems", "vicuna-7b,vicuna-7b", "--systems takes two different names"),
+])
+def test_import_command_refuses_option_values_it_cannot_store(option, value, message):
+    """Over-long names were a traceback on PostgreSQL (value too long for its column); SQLite stored them."""
+    from django.core.management.base import CommandError
+
+    options = {"--dataset": "cmd-data", "--study": "cmd-study", "--systems": "mistral-7b,vicuna-7b", option: value}
+    before = row_counts()
+    with pytest.raises(CommandError, match=re.escape(message)):
+        call_command("import_pairwise_csv", str(SAMSUM), *[part for item in options.items() for part in item])
+    assert row_counts() == before
+
+
+@pytest.mark.django_db
+def test_import_generations_refuses_a_dataset_slug_too_long(tmp_path):
+    from django.core.management.base import CommandError
+
+    path = write(tmp_path, "gens.jsonl", jsonl(GOOD_LINE))
+    with pytest.raises(CommandError, match="--dataset: 101 characters"):
+        call_command("import_generations", str(path), "--dataset", "d" * 101)
+    assert not Dataset.objects.exists()

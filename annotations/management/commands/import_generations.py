@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand
 from annotations.importers import parse_generations, write_generations
 from annotations.services import get_or_create_dataset
 
-from ._importing import progress_bar, run_atomically_or_exit
+from ._importing import check_slug, progress_bar, run_atomically_or_exit
 
 
 class Command(BaseCommand):
@@ -19,6 +19,8 @@ class Command(BaseCommand):
         parser.add_argument("--max-text-bytes", type=int, default=settings.IMPORT_MAX_TEXT_BYTES)
 
     def handle(self, *args, **options):
+        check_slug("--dataset", options["dataset"])
+
         def do_import():
             parsed = parse_generations(options["file"], options["max_text_bytes"], fmt=options["format"])
             dataset = get_or_create_dataset(options["dataset"])

@@ -1,12 +1,13 @@
 """`import_pairwise_csv FILE --dataset SLUG --study SLUG --systems NAME1,NAME2`: the separability paper's
 crowd-batch format (generations of both systems and the historical votes)."""
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from annotations.importers import parse_pairwise_csv
+from annotations.models import Study
 from annotations.services import write_pairwise
 
-from ._importing import progress_bar, run_atomically_or_exit
+from ._importing import check_slug, check_system_names, progress_bar, run_atomically_or_exit
 
 
 class Command(BaseCommand):
@@ -22,9 +23,9 @@ class Command(BaseCommand):
         parser.add_argument("--max-text-bytes", type=int, default=settings.IMPORT_MAX_TEXT_BYTES)
 
     def handle(self, *args, **options):
-        names = tuple(n.strip() for n in options["systems"].split(","))
-        if len(names) != 2 or not all(names) or names[0] == names[1]:
-            raise CommandError("--systems takes two different names separated by a comma")
+        check_slug("--dataset", options["dataset"])
+        check_slug("--study", options["study"], Study)
+        names = check_system_names("--systems", options["systems"])
 
         def do_import():
             parsed = parse_pairwise_csv(options["file"], options["max_text_bytes"])
