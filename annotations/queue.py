@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Subquery
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from .models import Assignment, Comparison, Study, Vote
@@ -115,6 +115,17 @@ def _share_lock_study(study: Study) -> str:
     with connection.cursor() as cursor:
         cursor.execute(f'SELECT status FROM "{Study._meta.db_table}" WHERE id = %s FOR SHARE', [study.pk])
         return cursor.fetchone()[0]
+
+
+def _lock_comparison_of(token: str, user) -> None:
+    """Lock the comparison of the annotator's assignment `token` (if any), before the assignment itself."""
+    if _is_sqlite():
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT c.id FROM "{Comparison._meta.db_table}" c JOIN "{Assignment._meta.db_table}" a '
+            "ON a.comparison_id = c.id WHERE a.token = %s AND a.annotator_id = %s FOR NO KEY UPDATE OF c",
+            [token, user.pk])
 
 
 def _try_lock_comparisons(queryset):
@@ -362,10 +373,7 @@ def _store_vote(study: Study, user, token: str, choice: str, rationale: str, now
     from ranking.services import apply_vote_to_ratings, schedule_leaderboard_recompute
 
     status = _share_lock_study(study)
-    if not _is_sqlite():
-        of_token = Assignment.objects.filter(token=token, annotator=user).values("comparison_id")[:1]
-        list(Comparison.objects.select_for_update(no_key=True, of=("self",)).filter(pk=Subquery(of_token))
-             .order_by().values_list("pk", flat=True))
+    _lock_comparison_of(token, user)
     assignment = (Assignment.objects.select_for_update(of=("self",)).select_related("comparison")
                   .filter(token=token, annotator=user, comparison__study=study).first())
     if assignment is None:
