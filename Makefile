@@ -50,7 +50,15 @@ chromium:
 	    echo "The browser tests need Debian's chromium at /usr/bin/chromium: run 'sudo apt-get install chromium'"; exit 1; \
 	  fi; }
 
+# Tests that need PostgreSQL, Redis or a worker fail without them. Unless DATABASE_URL / CELERY_BROKER_URL /
+# REDIS_URL are set (.ci/run sets them), use the local services when they answer on their usual ports.
+answers = (exec 3<>/dev/tcp/127.0.0.1/$(1)) 2>/dev/null
 test: install-dev env chromium
+	@if [ -z "$${DATABASE_URL:-}" ] && $(call answers,5432); then \
+	  export DATABASE_URL=postgres://postgres@127.0.0.1:5432/sepeval_test; fi; \
+	if [ -z "$${CELERY_BROKER_URL:-}" ] && $(call answers,6379); then \
+	  export CELERY_BROKER_URL=redis://127.0.0.1:6379/12 REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/13}; fi; \
+	echo "make test: database $${DATABASE_URL:-SQLite (no PostgreSQL: its tests will fail)}, broker $${CELERY_BROKER_URL:-none (no Redis: its tests will fail)}"; \
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: install-dev env

@@ -3,7 +3,7 @@ than the overlap, nobody votes twice on one comparison, and no acknowledged vote
 
 Each simulated annotator is a thread with its own HTTP session (cookies, CSRF token) that signs in
 through a shared multi-use invite link, then asks for items and answers them until the study has
-nothing left for it. On SQLite this is skipped: SQLite serialises writers, so it proves nothing there.
+nothing left for it. It needs PostgreSQL: SQLite serialises writers, so it would prove nothing there.
 """
 import random
 import re
