@@ -19,7 +19,7 @@ from .models import (
     System,
     Vote,
 )
-from .services import import_file
+from .services import import_file, parse_system_names
 
 
 class GenerationInline(admin.TabularInline):
@@ -209,13 +209,10 @@ class ImportUploadForm(forms.Form):
         if kind == "votes" and data.get("study") and not Study.objects.filter(slug=data["study"]).exists():
             self.add_error("study", "No such study.")
         if kind == "pairwise":
-            names = [n.strip() for n in (data.get("systems") or "").split(",") if n.strip()]
-            name_limit = System._meta.get_field("name").max_length
-            if len(names) != 2 or names[0] == names[1]:
-                self.add_error("systems", "Two different names separated by a comma.")
-            elif any(len(n) > name_limit for n in names):
-                self.add_error("systems", f"A name has at most {name_limit} characters.")
-            data["system_names"] = tuple(names)
+            try:
+                data["system_names"] = parse_system_names(data.get("systems"))
+            except ValueError as exc:
+                self.add_error("systems", str(exc))
         upload = data.get("file")
         if upload is not None and upload.size > settings.IMPORT_MAX_UPLOAD_BYTES:
             self.add_error("file", f"The file is over {settings.IMPORT_MAX_UPLOAD_BYTES} bytes.")

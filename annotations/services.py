@@ -27,6 +27,20 @@ from .importers import (
 from .models import AnnotatorProfile, Assignment, Comparison, Dataset, Generation, Instance, Study, System, Vote
 
 
+def parse_system_names(text: str) -> tuple[str, str]:
+    """A crowd batch's "NAME1,NAME2" (system 1 first), as the admin upload, the API and the import command
+    take it. Raises ValueError with the message to show unless it is two different names, each short
+    enough for its column."""
+    names = [n.strip() for n in (text or "").split(",") if n.strip()]
+    if len(names) != 2 or names[0] == names[1]:
+        raise ValueError("Two different system names separated by a comma.")
+    limit = System._meta.get_field("name").max_length
+    for name in names:
+        if len(name) > limit:
+            raise ValueError(f"A system name has {len(name)} characters, over the limit of {limit}.")
+    return names[0], names[1]
+
+
 def get_or_create_dataset(slug: str, name: str = "", source: str = "") -> Dataset:
     dataset, created = Dataset.objects.get_or_create(slug=slug, defaults={"name": name or slug, "source": source})
     return dataset

@@ -4,7 +4,8 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
-from annotations.models import Comparison, Dataset, Study, System
+from annotations.models import Comparison, Dataset, Study
+from annotations.services import parse_system_names
 from ranking.ratings import METHODS
 from separability.engine import METRICS
 
@@ -80,13 +81,10 @@ class ImportSerializer(serializers.Serializer):
                                                             f"{study.dataset.slug!r}, not {dataset_slug!r}."})
             data["study_obj"] = study
         if kind == "pairwise":
-            names = [n.strip() for n in (data.get("systems") or "").split(",") if n.strip()]
-            if len(names) != 2 or names[0] == names[1]:
-                raise serializers.ValidationError({"systems": "Two different system names separated by a comma."})
-            name_limit = System._meta.get_field("name").max_length
-            if any(len(n) > name_limit for n in names):
-                raise serializers.ValidationError({"systems": f"A system name has at most {name_limit} characters."})
-            data["system_names"] = tuple(names)
+            try:
+                data["system_names"] = parse_system_names(data.get("systems"))
+            except ValueError as exc:
+                raise serializers.ValidationError({"systems": str(exc)}) from None
         elif data.get("systems"):
             raise serializers.ValidationError({"systems": f"Only for kind 'pairwise', not {kind!r}."})
         if kind != "generations" and data.get("format"):

@@ -311,8 +311,8 @@ def test_admin_upload_refuses_a_name_too_long_for_its_column(staff_client, field
     ("--dataset", "d" * 101, "--dataset: 101 characters, over the limit of 100"),
     ("--study", "s" * 101, "--study: 101 characters, over the limit of 100"),
     ("--study", "two words", "--study: 'two words' is not a slug"),
-    ("--systems", "m" * 201 + ",vicuna-7b", "--systems: a name of 201 characters, over the limit of 200"),
-    ("--systems", "vicuna-7b,vicuna-7b", "--systems takes two different names"),
+    ("--systems", "m" * 201 + ",vicuna-7b", "--systems: A system name has 201 characters, over the limit of 200."),
+    ("--systems", "vicuna-7b,vicuna-7b", "--systems: Two different system names separated by a comma."),
 ])
 def test_import_command_refuses_option_values_it_cannot_store(option, value, message):
     """Over-long names were a traceback on PostgreSQL (value too long for its column); SQLite stored them."""

@@ -8,7 +8,8 @@ from django.db import transaction
 from tqdm import tqdm
 
 from annotations.importers import ImportFileError
-from annotations.models import Dataset, System
+from annotations.models import Dataset
+from annotations.services import parse_system_names
 
 
 def progress_bar(total: int, label: str):
@@ -38,12 +39,8 @@ def check_slug(option: str, value: str, model=Dataset) -> str:
 
 
 def check_system_names(option: str, value: str) -> tuple[str, str]:
-    """--systems NAME1,NAME2: two different names, each short enough to store."""
-    names = tuple(n.strip() for n in value.split(","))
-    if len(names) != 2 or not all(names) or names[0] == names[1]:
-        raise CommandError(f"{option} takes two different names separated by a comma")
-    limit = System._meta.get_field("name").max_length
-    for name in names:
-        if len(name) > limit:
-            raise CommandError(f"{option}: a name of {len(name)} characters, over the limit of {limit}")
-    return names
+    """--systems NAME1,NAME2 (`services.parse_system_names`), or a CommandError naming the option."""
+    try:
+        return parse_system_names(value)
+    except ValueError as exc:
+        raise CommandError(f"{option}: {exc}") from None
