@@ -84,6 +84,8 @@ os.environ.setdefault("SEPEVAL_SHARED", str(ROOT / "demo"))
 
 import numpy as np  # noqa: E402
 
+from bench.separability import sync  # noqa: E402 - after the environment above
+
 PAPER_DIR = ROOT / "demo" / "data" / "separability-paper"
 PAPER_FILES = {
     "cnn_dm": "flan-t5-xxl_gpt-3.5_turbo_instruct_cnn_dm_pref_data.csv",
@@ -138,13 +140,6 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def sync(device) -> None:
-    if str(device).startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize()
 
 
 def compute_record(scorer, instances, max_texts_per_chunk: int = 2048, with_f1: bool = True) -> dict:
