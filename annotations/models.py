@@ -94,6 +94,12 @@ class Study(models.Model):
         TIE = "tie", "Count as a tie"
         DROP = "drop", "Leave out of ratings"
 
+    class Release(models.TextChoices):
+        # Blinding (docs/security.md): a board that moves after each vote tells an annotator which
+        # system was behind the side they chose, so nothing public moves per vote while the study is open.
+        ON_CLOSE = "on_close", "When the study closes (nothing public while it is open)"
+        BATCHES = "batches", "In batches while open (at most every N hours, at least M new votes)"
+
     slug = models.SlugField(max_length=100, unique=True)
     name = models.CharField(max_length=200)
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="studies")
@@ -121,6 +127,17 @@ class Study(models.Model):
     prolific_completion_code = models.CharField(max_length=64, blank=True)
     prolific_redirect_url = models.URLField(blank=True)
     leaderboard_public = models.BooleanField(default=True)
+    leaderboard_release = models.CharField(
+        max_length=10, choices=Release.choices, default=Release.ON_CLOSE,
+        help_text="When the public leaderboard is updated. Staff always see the current standings.")
+    release_every_hours = models.PositiveIntegerField(
+        default=24, help_text="For release 'in batches': at most one public update per this many hours.")
+    release_min_votes = models.PositiveIntegerField(
+        default=200, help_text="For release 'in batches': at least this many new votes in each public update.")
+    prolific_pid_pattern = models.CharField(
+        max_length=200, blank=True,
+        help_text="A regular expression a PROLIFIC_PID must match in full; empty = Prolific's own format "
+                  "(24 hexadecimal characters).")
     selection_summary = models.TextField(blank=True, help_text="Which policy was applied to what data, when.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
@@ -278,17 +295,54 @@ class Vote(models.Model):
 
 
 class AnnotatorProfile(models.Model):
-    """What we know of an annotator beyond the login: a pseudonym for exports, how they arrived."""
+    """What we know of an annotator beyond the login: a pseudonym for exports, how they arrived.
+
+    An imported worker is found again by (`imported_for`, `external_id`), never by a username derived
+    from the id (a truncated one merged distinct workers)."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotator")
     pseudonym = models.CharField(max_length=32, unique=True)
     prolific_pid = models.CharField(max_length=64, null=True, blank=True, unique=True)
     external_id = models.CharField(max_length=200, blank=True, help_text="Worker id in an imported file.")
+    imported_for = models.ForeignKey(Study, null=True, blank=True, on_delete=models.CASCADE,
+                                     related_name="imported_annotators",
+                                     help_text="The study whose imported file named this worker.")
     invite = models.ForeignKey("InviteLink", null=True, blank=True, on_delete=models.SET_NULL, related_name="annotators")
+    reentry_key_hash = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 of the personal re-entry key (the key itself is never stored).")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["imported_for", "external_id"], condition=Q(imported_for__isnull=False),
+                                    name="imported_annotator_natural_key"),
+        ]
 
     def __str__(self):
         return self.pseudonym
+
+
+class ProlificSession(models.Model):
+    """A Prolific participant in one study, bound to the first SESSION_ID they arrived with.
+
+    Prolific gives each participant one SESSION_ID per study and keeps it across returns; a second
+    client naming the same PROLIFIC_PID with another SESSION_ID is refused, so the PID alone (which
+    anybody who sees a participant's screen or a shared link learns) is not a credential."""
+
+    profile = models.ForeignKey(AnnotatorProfile, on_delete=models.CASCADE, related_name="prolific_sessions")
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="prolific_sessions")
+    session_id = models.CharField(max_length=128)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    refused_takeovers = models.PositiveIntegerField(
+        default=0, help_text="Arrivals with this PROLIFIC_PID and another SESSION_ID (refused).")
+    completion_shown_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the participant was first shown the completion code.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["profile", "study"], name="prolific_session_once_per_study")]
+
+    def __str__(self):
+        return f"{self.profile} in {self.study}"
 
 
 def new_invite_token() -> str:

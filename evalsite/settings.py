@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "django_celery_results",
+    "lib",
     "annotations",
     "separability",
     "ranking",

@@ -42,3 +42,30 @@ class LeaderboardSnapshot(models.Model):
 
     def __str__(self):
         return f"{self.study} {self.method}"
+
+
+class LeaderboardRelease(models.Model):
+    """What the public sees of a study: a frozen copy of the four methods' payloads.
+
+    The public page and its JSON read only the latest release, never the live snapshots, so that an
+    annotator cannot learn from a moving board which system was behind the side they chose. A release
+    is made when the study closes, or, for studies released in batches, by the recompute task once the
+    study's cadence and minimum batch allow it (docs/security.md, "Blinding")."""
+
+    class Reason(models.TextChoices):
+        CLOSED = "closed", "Study closed"
+        BATCH = "batch", "Batch release"
+        STAFF = "staff", "Released by staff"
+
+    study = models.ForeignKey("annotations.Study", on_delete=models.CASCADE, related_name="leaderboard_releases")
+    released_at = models.DateTimeField()
+    reason = models.CharField(max_length=10, choices=Reason.choices)
+    votes_counted = models.PositiveIntegerField(help_text="Votes that counted for ratings at release time.")
+    payload = models.JSONField(help_text="{method: payload or {'error': ...}} as the snapshots had it.")
+
+    class Meta:
+        ordering = ["study", "-released_at", "-id"]
+        indexes = [models.Index(fields=["study", "-released_at", "-id"], name="release_latest")]
+
+    def __str__(self):
+        return f"{self.study} release {self.released_at:%Y-%m-%d %H:%M}"

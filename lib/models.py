@@ -1,0 +1,18 @@
+"""The database side of the rate limiter: counters used while the cache (Redis) is unreachable."""
+from django.db import models
+
+
+class RateCounter(models.Model):
+    """Hits of one key in one fixed window (`lib.ratelimit`); rows older than two windows are deleted."""
+
+    key = models.CharField(max_length=200)
+    window = models.BigIntegerField(help_text="Window number: Unix time // window length.")
+    count = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "window"], name="rate_counter_natural_key")]
+        indexes = [models.Index(fields=["expires_at"], name="rate_counter_expiry")]
+
+    def __str__(self):
+        return f"{self.key}@{self.window}: {self.count}"
