@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotations', '0003_prolificsession_annotatorprofile_imported_for_and_more'),
+        ('annotations', '0003_integrity'),
         ('ranking', '0001_initial'),
     ]
 
