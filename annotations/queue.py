@@ -17,13 +17,21 @@ The rules (the views are thin wrappers around `next_assignment` and `submit_vote
 - Gold items are mixed in at every `gold_every`-th position; they have no overlap cap.
 - `submit_vote` is idempotent per assignment token: a replay returns the stored vote, never a second one.
 
-Lock order, which keeps PostgreSQL free of deadlocks: study, comparison, assignment, rating rows.
-A lease locks the annotator's user row (one annotator's leases run one at a time), then only ever
-*tries* comparison rows (SKIP LOCKED, never waits) before writing its own assignments. A vote takes a
-*share* lock on the study row (votes of a study run side by side; opening or closing the study and
-rebuilding its ratings, which lock that row exclusively, wait for them and they for it), then locks
-its comparison, then its assignment, then the two systems' rating rows in id order
-(`ranking.services`). Nothing that holds an assignment ever waits for a comparison.
+Lock order, which keeps PostgreSQL free of deadlocks: annotator, study, comparison, assignment, rating
+rows. Both a lease and a vote begin by locking the annotator's user row `FOR NO KEY UPDATE`, so one
+annotator's requests (a double-click, a reload during the htmx vote, two tabs) run one after the
+other. A lease then only ever *tries* comparison rows (SKIP LOCKED, never waits) before writing its
+own assignments. A vote, in the same statement as the annotator's lock, takes a *share* lock on the
+study row (votes of a study run side by side; opening or closing the study and rebuilding its ratings,
+which lock that row exclusively, wait for them and they for it), then locks its comparison, then its
+assignment, then the two systems' rating rows in id order (`ranking.services`). Nothing that holds an
+assignment ever waits for a comparison, and nothing waits for an annotator's row while holding any
+row of that annotator's items.
+
+`NO KEY UPDATE`, not `UPDATE`: inserting a vote or an assignment checks its foreign key to the user
+with a `KEY SHARE` lock, which `FOR UPDATE` blocks. With the lease holding the user `FOR UPDATE` and
+waiting for the assignment a vote held while that vote waited for `KEY SHARE` on the same user, the two
+deadlocked (7 of 9 double-clicks; tests/annotations/test_vote_races.py).
 """
 from __future__ import annotations
 
@@ -99,21 +107,26 @@ def _take_sqlite_write_lock(table: str, pk: int) -> None:
 
 
 def _lock_annotator(user) -> None:
+    """The annotator's row `FOR NO KEY UPDATE` (see the module docstring for why not `FOR UPDATE`)."""
     if _is_sqlite():
         _take_sqlite_write_lock(get_user_model()._meta.db_table, user.pk)
     else:
-        list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+        list(get_user_model().objects.select_for_update(no_key=True).filter(pk=user.pk)
+             .values_list("pk", flat=True))
 
 
-def _share_lock_study(study: Study) -> str:
-    """The study's status now, read under a shared row lock held to COMMIT (SQLite: its write lock).
+def _lock_annotator_and_share_study(study: Study, user) -> str:
+    """Lock the annotator's row, and read the study's status under a shared row lock, both held to COMMIT
+    (SQLite: its write lock). One statement, so the vote path pays nothing for the annotator's lock.
 
     Raw SQL because the ORM's select_for_update has no FOR SHARE."""
     if _is_sqlite():
         _take_sqlite_write_lock(Study._meta.db_table, study.pk)
         return Study.objects.filter(pk=study.pk).values_list("status", flat=True).get()
     with connection.cursor() as cursor:
-        cursor.execute(f'SELECT status FROM "{Study._meta.db_table}" WHERE id = %s FOR SHARE', [study.pk])
+        cursor.execute(
+            f'SELECT s.status FROM "{Study._meta.db_table}" s, "{get_user_model()._meta.db_table}" u '
+            "WHERE s.id = %s AND u.id = %s FOR NO KEY UPDATE OF u FOR SHARE OF s", [study.pk, user.pk])
         return cursor.fetchone()[0]
 
 
@@ -374,7 +387,7 @@ def submit_vote(study: Study, user, token: str, choice: str, rationale: str = ""
 def _store_vote(study: Study, user, token: str, choice: str, rationale: str, now: datetime) -> SubmitResult:
     from ranking.services import apply_vote_to_ratings, schedule_leaderboard_recompute
 
-    status = _share_lock_study(study)
+    status = _lock_annotator_and_share_study(study, user)
     _lock_comparison_of(token, user)
     assignment = (Assignment.objects.select_for_update(of=("self",)).select_related("comparison")
                   .filter(token=token, annotator=user, comparison__study=study).first())
