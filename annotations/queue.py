@@ -14,7 +14,9 @@ The rules (the views are thin wrappers around `next_assignment` and `submit_vote
 - The sample pairs of one consistency unit (same `unit_key`) go to one annotator: leasing one pair
   reserves the others for them (assignments with `served_at` unset), and a reserved pair is served only
   once at least `UNIT_GAP` other items came after the last pair of its unit.
-- Gold items are mixed in at every `gold_every`-th position; they have no overlap cap.
+- Gold items: one in every block of `gold_every` items, at a position inside the block drawn per
+  annotator and block (`gold_position`), so the rate is exactly 1/N but nobody can count to it; gold
+  items have no overlap cap.
 - `submit_vote` is idempotent per assignment token: a replay returns the stored vote, never a second one.
 
 Lock order, which keeps PostgreSQL free of deadlocks: annotator, study, comparison, assignment, rating
@@ -35,11 +37,14 @@ deadlocked (7 of 9 double-clicks; tests/annotations/test_vote_races.py).
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import random
 from dataclasses import dataclass
 import re
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef
@@ -223,6 +228,17 @@ def _new_assignment(comparison: Comparison, user, now: datetime, seconds: int, s
     )
 
 
+def gold_position(study: Study, user, block: int) -> int:
+    """Where, in block `block` of `study.gold_every` items (0-based), this annotator meets gold.
+
+    Keyed with the site's secret, so the position is fixed for a given (study, annotator, block) —
+    a reload asks the same question — yet cannot be worked out by an annotator; at fixed positions
+    (items 3, 6, 9, ...) an annotator could answer gold carefully and the rest at random."""
+    message = f"gold:{study.pk}:{user.pk}:{block}".encode()
+    digest = hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big") % study.gold_every
+
+
 def _lease_gold(study: Study, user, now: datetime) -> Assignment | None:
     seen = Assignment.objects.filter(comparison=OuterRef("pk"), annotator=user)
     gold = (Comparison.objects.filter(study=study, selected=True, is_gold=True).filter(~Exists(seen))
@@ -291,7 +307,7 @@ def next_assignment(study: Study, user, now: datetime | None = None, done: int |
 
         if study.gold_every and (room is None or room > 0):
             shown = len(history) if history is not None else served.count()
-            if (shown + 1) % study.gold_every == 0:
+            if shown % study.gold_every == gold_position(study, user, shown // study.gold_every):
                 gold = _lease_gold(study, user, now)
                 if gold is not None:
                     return gold

@@ -204,10 +204,22 @@ def test_gold_item_is_mixed_in_every_n_items_and_scored():
         choice = "left" if assignment.left_is_a else "right"  # always picks canonical A
         queue.submit_vote(study, user, assignment.token, choice)
         served.append(assignment.comparison.is_gold)
-    assert served[2] and served[5], served
+    assert sum(served[0:3]) == 1 and sum(served[3:6]) == 1, served  # one gold in each block of three
     assert sum(served) == 2 and len(served) == 8
     assert set(Vote.objects.filter(comparison__is_gold=True).values_list("gold_passed", flat=True)) == {True}
     assert set(Vote.objects.filter(comparison__is_gold=False).values_list("gold_passed", flat=True)) == {None}
+
+
+def test_gold_positions_are_drawn_per_annotator_at_the_same_average_rate():
+    """With gold_every=3 gold used to come at items 3, 6, 9 for everyone: an annotator could count."""
+    study = make_study(n_instances=2, gold_every=3)
+    users = [make_annotator() for _ in range(60)]
+    positions = [[queue.gold_position(study, user, block) for block in range(10)] for user in users]
+    assert all(0 <= p < 3 for row in positions for p in row)
+    flat = [p for row in positions for p in row]
+    assert {flat.count(p) for p in range(3)} and min(flat.count(p) for p in range(3)) > 120  # 600 draws, ~200 each
+    assert len({tuple(row) for row in positions}) > 50  # different annotators, different sequences
+    assert positions[0] == [queue.gold_position(study, users[0], block) for block in range(10)]  # stable
 
 
 def test_gold_item_failed_when_answer_differs():
