@@ -13,14 +13,15 @@ import re
 from django.conf import settings
 from django.contrib.auth import get_user_model, login, logout
 from django.contrib.auth.views import LoginView
-from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.forms.utils import ErrorDict
 from django.db.models import F, Q
 from django.utils import timezone
 
+from lib.client_ip import client_ip
+from lib.ratelimit import Rate, hit, peek, reset, retry_after_text
+
 from .models import AnnotatorProfile, InviteLink, Study
-from .ratelimit import increment
 from .services import new_pseudonym
 
 BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -164,71 +165,63 @@ def enter_from_prolific(request, study: Study, params: dict):
 
 
 # --------------------------------------------------------------------------------------------------
-# sign-in with lockout
+# sign-in throttle
 
 
-def client_ip(request) -> str:
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+def _account_and_address(username: str, ip: str) -> str:
+    digest = hashlib.sha256(f"{username.strip().lower()}\x1f{ip}".encode("utf-8")).hexdigest()[:32]
+    return digest
 
 
-def _username_key(username: str) -> str:
-    digest = hashlib.sha256(username.strip().lower().encode("utf-8")).hexdigest()[:32]
-    return f"login-fail:user:{digest}"
+def _failure_rates() -> tuple[Rate, Rate]:
+    """(per account and address, per address): failures allowed in any LOGIN_LOCKOUT_SECONDS."""
+    period = settings.LOGIN_LOCKOUT_SECONDS
+    per_ip = getattr(settings, "LOGIN_MAX_FAILURES_PER_IP", 4 * settings.LOGIN_MAX_FAILURES)
+    return Rate(settings.LOGIN_MAX_FAILURES, period), Rate(per_ip, period)
 
 
-def _ip_key(ip: str) -> str:
-    return f"login-fail:ip:{ip}"
+# Counted per (account, address) and per address, never per account alone: counting per account let
+# anyone lock the owner out by typing wrong passwords for their name. Many people may share one
+# address (a lab behind NAT), so an address gets more tries than an account on it. Counters live in
+# the cache, and in the database while the cache is down (lib.ratelimit): guessing never becomes free.
 
 
-def ip_failure_limit() -> int:
-    # Many people may share one address (a lab behind NAT), so an address gets more tries than a name.
-    return getattr(settings, "LOGIN_MAX_FAILURES_PER_IP", 4 * settings.LOGIN_MAX_FAILURES)
-
-
-# With the cache (Redis) down the counters are unreadable: sign-in stays possible (fails open, logged)
-# rather than locking every researcher out during an outage.
-
-
-def is_locked_out(username: str, ip: str) -> bool:
-    try:
-        return ((cache.get(_username_key(username)) or 0) >= settings.LOGIN_MAX_FAILURES
-                or (cache.get(_ip_key(ip)) or 0) >= ip_failure_limit())
-    except Exception:  # noqa: BLE001 - any cache backend error
-        log.warning("login lockout: cache unavailable, not enforcing", exc_info=True)
-        return False
+def sign_in_refused_for(username: str, ip: str) -> int:
+    """Seconds to wait when sign-in for this account from this address is paused now; 0 when allowed."""
+    pair_rate, ip_rate = _failure_rates()
+    pair = peek("login-fail", _account_and_address(username, ip), pair_rate)
+    address = peek("login-fail-ip", ip, ip_rate)
+    return max(pair.retry_after if not pair.allowed else 0, address.retry_after if not address.allowed else 0)
 
 
 def record_failure(username: str, ip: str) -> None:
-    try:
-        increment(_username_key(username), settings.LOGIN_LOCKOUT_SECONDS)
-        increment(_ip_key(ip), settings.LOGIN_LOCKOUT_SECONDS)
-    except Exception:  # noqa: BLE001
-        log.warning("login lockout: cache unavailable, failure not counted", exc_info=True)
+    pair_rate, ip_rate = _failure_rates()
+    hit("login-fail", _account_and_address(username, ip), pair_rate)
+    hit("login-fail-ip", ip, ip_rate)
 
 
-def clear_failures(username: str) -> None:
-    try:
-        cache.delete(_username_key(username))
-    except Exception:  # noqa: BLE001
-        log.warning("login lockout: cache unavailable, failures not cleared", exc_info=True)
+def clear_failures(username: str, ip: str) -> None:
+    reset("login-fail", _account_and_address(username, ip), _failure_rates()[0])
 
 
 class LockoutLoginView(LoginView):
-    """Django's sign-in page, refusing a name or an address after too many failed tries (via the cache).
+    """Django's sign-in page, pausing an account on one address, or an address, after too many failures.
 
-    While locked, even the right password is refused, so guessing gains nothing from the lockout.
-    """
+    While paused, even the right password is refused (it is never checked), so guessing gains nothing."""
 
-    LOCKED_MESSAGE = ("Too many failed sign-in attempts. For your security, sign-in is paused; please try again "
-                      "in {minutes} minutes.")
+    LOCKED_MESSAGE = ("Too many failed sign-in attempts from your network. For your security, sign-in is paused; "
+                      "please try again in {wait}.")
 
     def post(self, request, *args, **kwargs):
         username = request.POST.get("username", "")
-        if is_locked_out(username, client_ip(request)):
+        wait = sign_in_refused_for(username, client_ip(request))
+        if wait:
             form = self.get_form()
             form._errors, form.cleaned_data = ErrorDict(), {}  # shown as is: the password is never checked
-            form.add_error(None, self.LOCKED_MESSAGE.format(minutes=max(1, settings.LOGIN_LOCKOUT_SECONDS // 60)))
-            return self.render_to_response(self.get_context_data(form=form), status=429)
+            form.add_error(None, self.LOCKED_MESSAGE.format(wait=retry_after_text(wait)))
+            response = self.render_to_response(self.get_context_data(form=form), status=429)
+            response["Retry-After"] = str(wait)
+            return response
         return super().post(request, *args, **kwargs)
 
     def form_invalid(self, form):
@@ -236,5 +229,5 @@ class LockoutLoginView(LoginView):
         return super().form_invalid(form)
 
     def form_valid(self, form):
-        clear_failures(self.request.POST.get("username", ""))
+        clear_failures(self.request.POST.get("username", ""), client_ip(self.request))
         return super().form_valid(form)

@@ -33,7 +33,7 @@ from .auth import (
 from .forms import InviteForm, StudyForm
 from .markdown import render_markdown
 from .models import Assignment, Comparison, InviteLink, Study
-from .ratelimit import hit
+from lib.ratelimit import hit
 from .selection import SelectionError, open_study
 
 ANSWERS = (  # (value posted, keyboard shortcut, label); shortcuts stay fixed whatever the study allows
@@ -159,8 +159,9 @@ def vote(request, slug):
     token = request.POST.get("token", "")
     choice = request.POST.get("choice", "")
     rationale = request.POST.get("rationale", "")
-    allowed, retry_after = hit("vote", str(request.user.pk), settings.VOTE_RATE_LIMIT)
-    if not allowed:
+    limit = hit("vote", str(request.user.pk), settings.VOTE_RATE_LIMIT)
+    if not limit.allowed:
+        retry_after = limit.retry_after
         text = f"You are answering faster than we can take answers. Please wait {retry_after} seconds and try again."
         current = open_assignment_for(request, study, token)
         if current is not None:

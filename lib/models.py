@@ -3,16 +3,16 @@ from django.db import models
 
 
 class RateCounter(models.Model):
-    """Hits of one key in one fixed window (`lib.ratelimit`); rows older than two windows are deleted."""
+    """Hits of one key in one slice of its sliding window (`lib.ratelimit`); expired rows are deleted."""
 
     key = models.CharField(max_length=200)
-    window = models.BigIntegerField(help_text="Window number: Unix time // window length.")
+    bucket = models.BigIntegerField(help_text="Slice number: Unix time // slice length.")
     count = models.PositiveIntegerField(default=0)
     expires_at = models.DateTimeField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["key", "window"], name="rate_counter_natural_key")]
+        constraints = [models.UniqueConstraint(fields=["key", "bucket"], name="rate_counter_natural_key")]
         indexes = [models.Index(fields=["expires_at"], name="rate_counter_expiry")]
 
     def __str__(self):
-        return f"{self.key}@{self.window}: {self.count}"
+        return f"{self.key}@{self.bucket}: {self.count}"

@@ -16,13 +16,13 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('key', models.CharField(max_length=200)),
-                ('window', models.BigIntegerField(help_text='Window number: Unix time // window length.')),
+                ('bucket', models.BigIntegerField(help_text='Window number: Unix time // window length.')),
                 ('count', models.PositiveIntegerField(default=0)),
                 ('expires_at', models.DateTimeField()),
             ],
             options={
                 'indexes': [models.Index(fields=['expires_at'], name='rate_counter_expiry')],
-                'constraints': [models.UniqueConstraint(fields=('key', 'window'), name='rate_counter_natural_key')],
+                'constraints': [models.UniqueConstraint(fields=('key', 'bucket'), name='rate_counter_natural_key')],
             },
         ),
     ]

@@ -1,4 +1,5 @@
-"""Sign-in at /accounts/login/ locks a username, and an address, out after too many failures."""
+"""Sign-in at /accounts/login/ pauses an account on one address, and an address, after too many failures,
+without letting anyone lock the owner out from elsewhere; behind a proxy the client's address counts."""
 import time
 
 import pytest
@@ -41,8 +42,32 @@ def test_username_locked_after_max_failures_even_with_the_right_password(staff_u
     assert locked.status_code == 429
     assert "Too many failed sign-in attempts" in locked.content.decode()
     assert "_auth_user_id" not in client.session
-    # from another address too: the name is locked, wherever the guesses come from
-    assert sign_in(Client(), "STAFF ", "staff-pass-123", ip="10.9.9.9").status_code == 429
+    assert locked["Retry-After"]
+    assert sign_in(Client(), "STAFF ", "staff-pass-123").status_code == 429  # the same account, however typed
+
+
+def test_guessing_from_one_address_does_not_lock_the_owner_out_elsewhere(staff_user):
+    """Counting failures per account let anyone lock the owner out by typing wrong passwords."""
+    for _ in range(10):
+        sign_in(Client(), "staff", "wrong", ip="203.0.113.66")
+    assert sign_in(Client(), "staff", "staff-pass-123", ip="203.0.113.66").status_code == 429
+    assert sign_in(Client(), "staff", "staff-pass-123", ip="10.9.9.9").status_code == 302
+
+
+def test_behind_a_proxy_the_client_address_is_counted_not_the_proxy(staff_user, settings):
+    """With REMOTE_ADDR the proxy's, one attacker's failures locked out every member of staff."""
+    settings.TRUSTED_PROXY_COUNT = 1
+    proxy = "10.0.0.254"
+    for i in range(20):
+        Client().post("/accounts/login/", {"username": f"guess{i}", "password": "wrong"}, REMOTE_ADDR=proxy,
+                      HTTP_X_FORWARDED_FOR="198.51.100.7")
+    owner = Client().post("/accounts/login/", {"username": "staff", "password": "staff-pass-123"},
+                          REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR="192.0.2.10")
+    assert owner.status_code == 302
+    # A client cannot choose its own address: only the entry our proxy appended is believed.
+    forged = Client().post("/accounts/login/", {"username": "staff", "password": "staff-pass-123"},
+                           REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR="192.0.2.10, 198.51.100.7")
+    assert forged.status_code == 429
 
 
 def test_address_locked_after_failures_across_many_usernames(staff_user, settings):
