@@ -2,13 +2,18 @@
 that locks out password guessing.
 
 Annotator accounts have no usable password; the session cookie set when they arrive (by invite link
-or from Prolific) is their credential. Staff sign in with a password through `LockoutLoginView`.
+or from Prolific) is their credential. An invited annotator also gets a personal re-entry link, shown
+once, to come back on another browser; a Prolific participant is bound to the first SESSION_ID they
+arrived with, so their PROLIFIC_PID alone opens nothing. No GET ever replaces the identity signed in
+on a browser: that takes a confirmation POST. Staff sign in with a password through `LockoutLoginView`
+(docs/security.md has the threats these answer).
 """
 from __future__ import annotations
 
 import hashlib
 import logging
 import re
+import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model, login, logout
@@ -21,11 +26,10 @@ from django.utils import timezone
 from lib.client_ip import client_ip
 from lib.ratelimit import Rate, hit, peek, reset, retry_after_text
 
-from .models import AnnotatorProfile, InviteLink, Study
+from .models import AnnotatorProfile, InviteLink, ProlificSession, Study
 from .services import new_pseudonym
 
 BACKEND = "django.contrib.auth.backends.ModelBackend"
-PROLIFIC_PID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SESSION_PROLIFIC_STUDIES = "prolific_studies"  # study pks entered through their Prolific link
 SESSION_PROLIFIC_SESSION = "prolific_session_id"
 
@@ -72,12 +76,15 @@ def may_annotate(request, study: Study) -> bool:
         return True
     # One plain query on every vote (through the ORM, with an Exists annotation, it cost 7% of the
     # server's CPU per annotator cycle: bench/web_load.py --profile-cpu): the annotator's Prolific id,
-    # and whether their invite covers this study.
+    # and whether their invite covers this study and still stands (a withdrawn or expired invite
+    # revokes everyone who came through it).
     with connection.cursor() as cursor:
         cursor.execute(
             f'SELECT p.prolific_pid, EXISTS (SELECT 1 FROM "{InviteLink.studies.through._meta.db_table}" s '
-            "WHERE s.invitelink_id = p.invite_id AND s.study_id = %s) "
-            f'FROM "{AnnotatorProfile._meta.db_table}" p WHERE p.user_id = %s', [study.pk, user.pk])
+            f'JOIN "{InviteLink._meta.db_table}" i ON i.id = s.invitelink_id '
+            "WHERE s.invitelink_id = p.invite_id AND s.study_id = %s AND i.active "
+            "AND (i.expires_at IS NULL OR i.expires_at > %s)) "
+            f'FROM "{AnnotatorProfile._meta.db_table}" p WHERE p.user_id = %s', [study.pk, timezone.now(), user.pk])
         row = cursor.fetchone()
     if row is None:
         return False
@@ -88,13 +95,29 @@ def may_annotate(request, study: Study) -> bool:
                 and study.pk in request.session.get(SESSION_PROLIFIC_STUDIES, []))
 
 
+def switch_to(request, user) -> None:
+    """Sign `user` in on this browser, ending whatever session was there (a fresh session key)."""
+    logout(request)
+    login(request, user, backend=BACKEND)
+
+
 # --------------------------------------------------------------------------------------------------
-# invite links
+# invite links and the personal re-entry link
+
+
+REENTRY_KEY = re.compile(r"[A-Za-z0-9_-]{20,64}")
+SESSION_NEW_REENTRY_KEY = "new_reentry_key"  # shown once, on the page after the invite is redeemed
 
 
 def invite_is_usable(invite: InviteLink, now=None) -> bool:
     now = now or timezone.now()
     return invite.active and invite.uses < invite.max_uses and (invite.expires_at is None or invite.expires_at > now)
+
+
+def invite_stands(invite: InviteLink, now=None) -> bool:
+    """Whether the people who joined through this invite may still work through it."""
+    now = now or timezone.now()
+    return invite.active and (invite.expires_at is None or invite.expires_at > now)
 
 
 def claim_invite_use(invite: InviteLink) -> bool:
@@ -106,14 +129,36 @@ def claim_invite_use(invite: InviteLink) -> bool:
     ).update(uses=F("uses") + 1) == 1
 
 
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("ascii")).hexdigest()
+
+
+def issue_reentry_key(profile: AnnotatorProfile) -> str:
+    """A new personal re-entry key for this annotator (any earlier one stops working); only its hash is kept."""
+    key = secrets.token_urlsafe(24)
+    AnnotatorProfile.objects.filter(pk=profile.pk).update(reentry_key_hash=_key_hash(key))
+    return key
+
+
+def profile_for_reentry_key(key: str) -> AnnotatorProfile | None:
+    if not REENTRY_KEY.fullmatch(key or ""):
+        return None
+    return (AnnotatorProfile.objects.select_related("user", "invite")
+            .filter(reentry_key_hash=_key_hash(key)).first())
+
+
 def redeem_invite(request, invite: InviteLink):
-    """Create and sign in a new annotator for this invite; None when the invite is used up or closed."""
+    """Create and sign in a new annotator for this invite; None when the invite is used up or closed.
+
+    The new annotator's personal re-entry key is left in the session for the next page to show once:
+    an invited annotator has no password, so without it a lost cookie (or a switch to another identity)
+    would lose their account for good."""
     with transaction.atomic():
         if not claim_invite_use(invite):
             return None
         user = create_annotator(invite=invite)
-    logout(request)
-    login(request, user, backend=BACKEND)
+    switch_to(request, user)
+    request.session[SESSION_NEW_REENTRY_KEY] = issue_reentry_key(user.annotator)
     return user
 
 
@@ -125,43 +170,102 @@ class ProlificError(Exception):
     """The Prolific parameters do not fit this study (message shown to the participant)."""
 
 
-def prolific_params(request) -> dict | None:
-    if not any(key in request.GET for key in ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")):
+PROLIFIC_PID_FORMAT = re.compile(r"[0-9a-f]{24}")  # what Prolific issues: a 24-character hexadecimal id
+PROLIFIC_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+PROLIFIC_KEYS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
+
+
+def prolific_params(source) -> dict | None:
+    """The three Prolific parameters from a QueryDict (GET, or the confirmation form's POST)."""
+    if not any(key in source for key in PROLIFIC_KEYS):
         return None
-    return {key: request.GET.get(key, "").strip() for key in ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")}
+    return {key: source.get(key, "").strip() for key in PROLIFIC_KEYS}
+
+
+def _pid_matches(study: Study, pid: str) -> bool:
+    if study.prolific_pid_pattern:
+        try:
+            return re.fullmatch(study.prolific_pid_pattern, pid) is not None
+        except re.error:  # the form validates the pattern; an unreadable one accepts nobody
+            return False
+    return PROLIFIC_PID_FORMAT.fullmatch(pid) is not None
+
+
+def check_prolific_params(study: Study, params: dict) -> None:
+    pid, study_id, session_id = params["PROLIFIC_PID"], params["STUDY_ID"], params["SESSION_ID"]
+    if not study.prolific_study_id:
+        raise ProlificError(NOT_AVAILABLE)
+    if study_id != study.prolific_study_id:
+        raise ProlificError("This link belongs to a different Prolific study. Please return to Prolific and "
+                            "open the study link from there.")
+    if not pid or len(pid) > 64 or not _pid_matches(study, pid):
+        raise ProlificError("The link does not carry a valid Prolific ID. Please open the study from Prolific "
+                            "again.")
+    if not PROLIFIC_SESSION_ID.fullmatch(session_id):
+        raise ProlificError("The link does not carry your Prolific session. Please open the study from Prolific "
+                            "again.")
+
+
+NOT_AVAILABLE = "This study is not available."
+TAKEOVER_REFUSED = ("This Prolific ID is already taking part in this study in another session. Please continue in "
+                    "the browser where you started, or contact the researchers through Prolific.")
+
+
+def needs_identity_confirmation(request, params: dict) -> bool:
+    """Whether following this link would replace the identity signed in on this browser.
+
+    A plain GET must never switch identities (login CSRF: a link could sign an annotator out of their
+    own account and into someone else's); the switch needs a confirmation POST."""
+    if not request.user.is_authenticated:
+        return False
+    current = profile_of(request.user)
+    return current is None or current.prolific_pid != params["PROLIFIC_PID"]
+
+
+def _bind_session(profile: AnnotatorProfile, study: Study, session_id: str) -> None:
+    """Bind this participant to the first SESSION_ID they arrived with in this study; refuse any other."""
+    try:
+        with transaction.atomic():
+            binding, created = ProlificSession.objects.get_or_create(
+                profile=profile, study=study, defaults={"session_id": session_id})
+    except IntegrityError:  # two first arrivals at once: the other one won
+        binding, created = ProlificSession.objects.get(profile=profile, study=study), False
+    if not created and binding.session_id != session_id:
+        ProlificSession.objects.filter(pk=binding.pk).update(refused_takeovers=F("refused_takeovers") + 1)
+        log.warning("Prolific takeover refused: study %s, participant %s", study.slug, profile.pseudonym)
+        raise ProlificError(TAKEOVER_REFUSED)
 
 
 def enter_from_prolific(request, study: Study, params: dict):
     """Sign in the participant named by PROLIFIC_PID (creating their one account on first visit).
 
-    Whoever is signed in with another identity is signed out first, so a participant id never continues
-    someone else's session, and nobody continues a participant's session with another participant id.
-    """
-    pid, study_id = params["PROLIFIC_PID"], params["STUDY_ID"]
-    if not study.prolific_study_id:
-        raise ProlificError("This study does not take participants from Prolific.")
-    if study_id != study.prolific_study_id:
-        raise ProlificError("This link belongs to a different Prolific study. Please return to Prolific and "
-                            "open the study link from there.")
-    if not PROLIFIC_PID.match(pid):
-        raise ProlificError("The link is missing your Prolific ID. Please open the study from Prolific again.")
+    The caller has checked the parameters (`check_prolific_params`) and, when another identity is
+    signed in, had the switch confirmed by a POST. A PID is bound to the first SESSION_ID it came with
+    in this study: a second client naming the same PID with another session is refused before it is
+    signed in, so it can neither see the participant's items nor store a vote."""
+    pid = params["PROLIFIC_PID"]
+    profile = AnnotatorProfile.objects.filter(prolific_pid=pid).select_related("user").first()
+    if profile is None:
+        try:
+            user = create_annotator(prolific_pid=pid)
+        except IntegrityError:  # the same participant arrived twice at once
+            user = AnnotatorProfile.objects.get(prolific_pid=pid).user
+        profile = user.annotator
+    _bind_session(profile, study, params["SESSION_ID"])
     current = profile_of(request.user)
-    if current is None or current.prolific_pid != pid:
-        profile = AnnotatorProfile.objects.filter(prolific_pid=pid).select_related("user").first()
-        if profile is None:
-            try:
-                user = create_annotator(prolific_pid=pid)
-            except IntegrityError:  # the same participant arrived twice at once
-                user = AnnotatorProfile.objects.get(prolific_pid=pid).user
-        else:
-            user = profile.user
-        logout(request)
-        login(request, user, backend=BACKEND)
+    if current is None or current.pk != profile.pk:
+        switch_to(request, profile.user)
     entered = request.session.get(SESSION_PROLIFIC_STUDIES, [])
     if study.pk not in entered:
         request.session[SESSION_PROLIFIC_STUDIES] = entered + [study.pk]
-    request.session[SESSION_PROLIFIC_SESSION] = params["SESSION_ID"][:128]
+    request.session[SESSION_PROLIFIC_SESSION] = params["SESSION_ID"]
     return request.user
+
+
+def record_completion_shown(study: Study, user) -> None:
+    """The participant saw the completion code (staff see who never did)."""
+    ProlificSession.objects.filter(study=study, profile__user=user, completion_shown_at__isnull=True).update(
+        completion_shown_at=timezone.now())
 
 
 # --------------------------------------------------------------------------------------------------

@@ -7,11 +7,11 @@ display order, never the objects they came from.
 """
 from __future__ import annotations
 
+import re
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -22,13 +22,21 @@ from evalsite.decorators import staff_required
 
 from . import queue
 from .auth import (
+    NOT_AVAILABLE,
+    SESSION_NEW_REENTRY_KEY,
     ProlificError,
+    check_prolific_params,
     enter_from_prolific,
     invite_is_usable,
+    invite_stands,
     may_annotate,
+    needs_identity_confirmation,
+    profile_for_reentry_key,
     profile_of,
     prolific_params,
+    record_completion_shown,
     redeem_invite,
+    switch_to,
 )
 from .forms import InviteForm, StudyForm
 from .markdown import render_markdown
@@ -36,6 +44,7 @@ from .models import Assignment, Comparison, InviteLink, Study
 from lib.ratelimit import hit
 from .selection import SelectionError, open_study
 
+INVITE_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")  # InviteLink.token: token_urlsafe(24)
 ANSWERS = (  # (value posted, keyboard shortcut, label); shortcuts stay fixed whatever the study allows
     ("left", "1", "Response A"),
     ("right", "2", "Response B"),
@@ -57,11 +66,26 @@ def message_page(request, title: str, text: str, status: int = 200):
     return render(request, template, {"title": title, "text": text}, status=status)
 
 
-def annotator_study(request, slug: str) -> Study:
-    """The study, hidden while it is a draft (except from staff)."""
-    study = get_object_or_404(Study, slug=slug)
-    if study.status == Study.Status.DRAFT and not request.user.is_staff:
-        raise Http404("No such study.")
+NOT_AVAILABLE_TITLE = "Not available"
+NOT_AVAILABLE_TEXT = "This study does not exist or is not open to you."
+
+
+class StudyNotAvailable(Exception):
+    """Answered the same way whether the study is missing, a draft, or closed to this person, so that
+    nobody without access can tell which private study slugs exist."""
+
+
+def not_available(request):
+    return message_page(request, NOT_AVAILABLE_TITLE, NOT_AVAILABLE_TEXT, status=404)
+
+
+def annotator_study(request, slug: str, check_access: bool = True) -> Study:
+    """The study this signed-in person may work in; raises StudyNotAvailable otherwise."""
+    study = Study.objects.filter(slug=slug).first()
+    if study is None or (study.status == Study.Status.DRAFT and not request.user.is_staff):
+        raise StudyNotAvailable
+    if check_access and not may_annotate(request, study):
+        raise StudyNotAvailable
     return study
 
 
@@ -125,20 +149,17 @@ def open_assignment_for(request, study: Study, token: str) -> Assignment | None:
 
 @require_GET
 def annotate(request, slug):
-    study = annotator_study(request, slug)
-    params = prolific_params(request)
+    params = prolific_params(request.GET)
     if params is not None:
-        try:
-            enter_from_prolific(request, study, params)
-        except ProlificError as exc:
-            return message_page(request, "This link does not work", str(exc), status=403)
-        return redirect("annotations:annotate", slug=slug)  # a clean address, without the participant id
-    if not request.user.is_authenticated:
+        return prolific_entry(request, slug, params)
+    if not request.user.is_authenticated:  # before looking the study up: the same answer for every slug
         return redirect_to_login(request.get_full_path())
-    if not may_annotate(request, study):
-        return message_page(request, "Not available", "You have not been invited to this study.", status=403)
+    try:
+        study = annotator_study(request, slug)
+    except StudyNotAvailable:
+        return not_available(request)
     if study.status == Study.Status.CLOSED:
-        return message_page(request, "Study closed", "This study is closed. Thank you for your interest.")
+        return redirect("annotations:done", slug=slug)
     progress = queue.progress(study, request.user)
     if progress.quota_met:
         return redirect("annotations:done", slug=slug)
@@ -148,14 +169,39 @@ def annotate(request, slug):
     return render_item(request, study, assignment, progress=progress)
 
 
+@require_http_methods(["GET", "POST"])
+def prolific_entry(request, slug, params=None):
+    """A participant arriving from Prolific (GET with the three parameters), or confirming (POST) that this
+    browser should switch to them from the identity signed in now."""
+    confirming = request.method == "POST"
+    params = params if params is not None else prolific_params(request.POST)
+    if params is None:
+        return message_page(request, "This link does not work", NOT_AVAILABLE, status=403)
+    study = Study.objects.filter(slug=slug).exclude(status=Study.Status.DRAFT).first()
+    try:
+        if study is None:
+            raise ProlificError(NOT_AVAILABLE)
+        check_prolific_params(study, params)
+        if not confirming and needs_identity_confirmation(request, params):
+            return render(request, "annotations/switch_identity.html", {
+                "action": reverse("annotations:prolific_entry", args=[slug]), "fields": params,
+                "what": "the Prolific participant named in the link you followed",
+            })
+        enter_from_prolific(request, study, params)
+    except ProlificError as exc:
+        return message_page(request, "This link does not work", str(exc), status=403)
+    return redirect("annotations:annotate", slug=slug)  # a clean address, without the participant id
+
+
 @require_POST
 def vote(request, slug):
-    study = annotator_study(request, slug)
     if not request.user.is_authenticated:
         return message_page(request, "Signed out", "Your session has ended. Please open your study link again.",
                             status=403)
-    if not may_annotate(request, study):
-        raise PermissionDenied
+    try:
+        study = annotator_study(request, slug)
+    except StudyNotAvailable:
+        return not_available(request)
     token = request.POST.get("token", "")
     choice = request.POST.get("choice", "")
     rationale = request.POST.get("rationale", "")
@@ -184,49 +230,83 @@ def vote(request, slug):
 
 @require_GET
 def done(request, slug):
-    study = annotator_study(request, slug)
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
-    if not may_annotate(request, study):
-        return message_page(request, "Not available", "You have not been invited to this study.", status=403)
+    try:
+        study = annotator_study(request, slug)
+    except StudyNotAvailable:
+        return not_available(request)
     progress = queue.progress(study, request.user)
     items_left = study.status == Study.Status.OPEN and queue.has_open_items(study, request.user)
     finished = progress.quota_met or (not study.quota and progress.done > 0 and not items_left)
+    completion_code = study.prolific_completion_code if finished else ""
+    if completion_code:
+        record_completion_shown(study, request.user)
     return render(request, "annotations/done.html", {
         "study_slug": study.slug,
         "progress": progress,
         "finished": finished,
         "items_left": items_left,
         "closed": study.status == Study.Status.CLOSED,
-        "completion_code": study.prolific_completion_code if finished else "",
+        "completion_code": completion_code,
         "redirect_url": study.prolific_redirect_url if finished else "",
     })
 
 
+INVITE_GONE = ("Invite no longer valid", "This invite link is no longer valid. Please ask the research team for a "
+               "new one.")
+
+
 @require_http_methods(["GET", "POST"])
 def invite(request, token):
-    invite_link = get_object_or_404(InviteLink, token=token)
+    invite_link = InviteLink.objects.filter(token=token).first() if INVITE_TOKEN.fullmatch(token) else None
+    if invite_link is None:
+        raise Http404("No such invite.")
     profile = profile_of(request.user)
     mine = profile is not None and profile.invite_id == invite_link.pk
+    if mine and not invite_stands(invite_link):
+        return message_page(request, *INVITE_GONE, status=410)
     studies = list(invite_link.studies.filter(status=Study.Status.OPEN).order_by("pk"))
     if request.method == "POST":
-        if not mine and redeem_invite(request, invite_link) is None:
-            return message_page(request, "Invite used up", "This invite link is no longer valid. Please ask the "
-                                "research team for a new one.", status=410)
-        if len(studies) == 1:
-            return redirect("annotations:annotate", slug=studies[0].slug)
+        if not mine:
+            if not studies:  # nothing to do: do not spend a use of the invite on it
+                return message_page(request, "Nothing to do right now", "No task of this invite is open at the "
+                                    "moment. Please come back later: your link still works.")
+            if redeem_invite(request, invite_link) is None:
+                return message_page(request, *INVITE_GONE, status=410)
         return redirect("annotations:invite", token=token)
     if not mine and not invite_is_usable(invite_link):
-        return message_page(request, "Invite used up", "This invite link is no longer valid. Please ask the "
-                            "research team for a new one.", status=410)
+        return message_page(request, *INVITE_GONE, status=410)
     tasks = []
     if mine:
         for number, study in enumerate(studies, start=1):
             tasks.append({"number": number, "slug": study.slug, "progress": queue.progress(study, request.user)})
+    reentry_key = request.session.pop(SESSION_NEW_REENTRY_KEY, "") if mine else ""
     return render(request, "annotations/invite.html", {
         "mine": mine, "tasks": tasks, "study_count": len(studies),
         "signed_in_elsewhere": request.user.is_authenticated and not mine,
+        "reentry_url": request.build_absolute_uri(reverse("annotations:reenter", args=[reentry_key]))
+        if reentry_key else "",
     })
+
+
+@require_http_methods(["GET", "POST"])
+def reenter(request, key):
+    """An invited annotator's personal link back into their account (any browser, after a lost cookie)."""
+    profile = profile_for_reentry_key(key)
+    if profile is None or profile.invite is None or not invite_stands(profile.invite):
+        return message_page(request, "This link does not work", "This personal link is not valid (any more). "
+                            "Please ask the research team for help.", status=404)
+    current = profile_of(request.user)
+    if current is not None and current.pk == profile.pk:
+        return redirect("annotations:invite", token=profile.invite.token)
+    if request.method == "GET" and request.user.is_authenticated:
+        return render(request, "annotations/switch_identity.html", {
+            "action": reverse("annotations:reenter", args=[key]), "fields": {},
+            "what": "the annotator whose personal link you followed",
+        })
+    switch_to(request, profile.user)
+    return redirect("annotations:invite", token=profile.invite.token)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -278,11 +358,16 @@ def study_detail(request, slug):
         n_complete=Count("id", filter=Q(selected=True, is_gold=False,
                                         votes_count__gte=study.votes_per_comparison)))
     comparisons = {key[2:]: value for key, value in counts.items()}
-    invites = [{"link": link, "url": request.build_absolute_uri(reverse("annotations:invite", args=[link.token]))}
-               for link in study.invites.order_by("-created_at")]
+    invites = [{"link": link, "url": request.build_absolute_uri(reverse("annotations:invite", args=[link.token])),
+                "stands": invite_stands(link)}
+               for link in study.invites.annotate(joined=Count("annotators")).order_by("-created_at")]
+    participants = (study.prolific_sessions.select_related("profile")
+                    .annotate(n_votes=Count("profile__user__votes", filter=Q(profile__user__votes__study=study)))
+                    .order_by("completion_shown_at", "first_seen_at"))
     return render(request, "annotations/study_detail.html", {
         "study": study, "systems": study.systems.order_by("name"), "comparisons": comparisons,
         "votes": study.votes.count(), "invites": invites, "invite_form": InviteForm(),
+        "participants": participants,
         "instructions": render_markdown(study.instructions),
         "annotate_url": request.build_absolute_uri(reverse("annotations:annotate", args=[study.slug])),
     })
@@ -324,4 +409,18 @@ def invite_create(request, slug):
     else:
         messages.error(request, "Invite not created: " + "; ".join(
             f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()))
+    return redirect("annotations:study_detail", slug=slug)
+
+
+@staff_required
+@require_POST
+def invite_toggle(request, slug, pk):
+    """Withdraw an invite link (everyone who joined through it loses access) or restore it."""
+    study = get_object_or_404(Study, slug=slug)
+    link = get_object_or_404(InviteLink, pk=pk, studies=study)
+    link.active = not link.active
+    link.save(update_fields=["active"])
+    messages.success(request, "Invite link restored: its annotators may work again." if link.active else
+                     "Invite link withdrawn: nobody can join through it, and the annotators who did cannot "
+                     "work any more.")
     return redirect("annotations:study_detail", slug=slug)

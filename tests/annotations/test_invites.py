@@ -37,7 +37,9 @@ def test_invite_creates_an_annotator_account_and_signs_it_in(study):
     landing = client.get(f"/invite/{invite.token}/")
     assert landing.status_code == 200 and "Start" in landing.content.decode()
     response = start(client, invite)
-    assert response.status_code == 302 and response["Location"] == "/s/inv/"
+    assert response.status_code == 302 and response["Location"] == f"/invite/{invite.token}/"
+    tasks = client.get(response["Location"]).content.decode()
+    assert 'href="/s/inv/"' in tasks and "/r/" in tasks  # the task, and the personal link shown once
     profile = AnnotatorProfile.objects.get(invite=invite)
     assert not profile.user.has_usable_password()
     assert profile.pseudonym.startswith("ann-") and profile.prolific_pid is None

@@ -34,7 +34,7 @@ def test_participant_gets_one_account_and_a_clean_address(study):
     response = enter(client, "5f1a2b3c4d5e6f7a8b9c0d1e")
     assert response.status_code == 302 and response["Location"] == "/s/pro/"
     assert client.get("/s/pro/").status_code == 200
-    enter(Client(), "5f1a2b3c4d5e6f7a8b9c0d1e", session="sess-2")  # same participant, another browser
+    enter(Client(), "5f1a2b3c4d5e6f7a8b9c0d1e")  # same participant and session, another browser
     profile = AnnotatorProfile.objects.get(prolific_pid="5f1a2b3c4d5e6f7a8b9c0d1e")
     assert AnnotatorProfile.objects.count() == 1
     assert not profile.user.has_usable_password()
@@ -59,27 +59,36 @@ def test_missing_or_malformed_participant_id_is_refused(study):
     assert not AnnotatorProfile.objects.exists()
 
 
+def confirm(client, pid, study_id="65f0a1b2c3d4e5f6a7b8c9d0", session="sess-1", slug="pro"):
+    """The POST of the "someone else is signed in" page."""
+    return client.post(f"/s/{slug}/enter/", {"PROLIFIC_PID": pid, "STUDY_ID": study_id, "SESSION_ID": session})
+
+
 def test_another_participant_id_never_continues_the_signed_in_session(study):
     client = Client()
     enter(client, "aaaaaaaaaaaaaaaaaaaaaaaa")
     token = re.search(r'name="token" value="([^"]+)"', client.get("/s/pro/").content.decode()).group(1)
     client.post("/s/pro/vote/", {"token": token, "choice": "left"}, **HX)
-    enter(client, "bbbbbbbbbbbbbbbbbbbbbbbb")
+    assert "Someone else is signed in" in enter(client, "bbbbbbbbbbbbbbbbbbbbbbbb", session="sess-b").content.decode()
+    assert signed_in_pid(client) == "aaaaaaaaaaaaaaaaaaaaaaaa"  # a GET alone switches nothing
+    confirm(client, "bbbbbbbbbbbbbbbbbbbbbbbb", session="sess-b")
     assert signed_in_pid(client) == "bbbbbbbbbbbbbbbbbbbbbbbb"
     assert "0 of 2 done" in client.get("/s/pro/").content.decode()  # not the first participant's progress
-    enter(client, "aaaaaaaaaaaaaaaaaaaaaaaa")
+    confirm(client, "aaaaaaaaaaaaaaaaaaaaaaaa")
     assert signed_in_pid(client) == "aaaaaaaaaaaaaaaaaaaaaaaa"
     assert "1 of 2 done" in client.get("/s/pro/").content.decode()
     assert AnnotatorProfile.objects.count() == 2
 
 
-def test_invited_annotator_is_signed_out_when_a_participant_id_arrives(study):
+def test_invited_annotator_is_signed_out_only_after_confirming(study):
     invite = InviteLink.objects.create(max_uses=1)
     invite.studies.add(study)
     client = Client()
     client.post(f"/invite/{invite.token}/")
     invited = client.get("/s/pro/").wsgi_request.user
     enter(client, "cccccccccccccccccccccccc")
+    assert client.get("/s/pro/").wsgi_request.user == invited
+    confirm(client, "cccccccccccccccccccccccc")
     assert signed_in_pid(client) == "cccccccccccccccccccccccc"
     assert client.get("/s/pro/").wsgi_request.user != invited
 
@@ -88,7 +97,7 @@ def test_participant_may_not_wander_into_another_study(study):
     make_study(slug="private", n_instances=2, prolific_study_id="other-prolific-id", prolific_completion_code="X")
     client = Client()
     enter(client, "dddddddddddddddddddddddd")
-    assert client.get("/s/private/").status_code == 403
+    assert client.get("/s/private/").status_code == 404
 
 
 def test_completion_code_and_redirect_only_after_the_quota(study):

@@ -65,6 +65,10 @@ TABLE = {
     "annotations:vote": ("/s/{study}/vote/", {ANON: NOT_ALLOWED, ANNOTATOR: NOT_ALLOWED, STAFF: NOT_ALLOWED}),
     "annotations:done": ("/s/{study}/done/", {ANON: LOGIN, ANNOTATOR: OK, STAFF: OK}),
     "annotations:invite": ("/invite/{invite}/", {ANON: OK, ANNOTATOR: OK, STAFF: OK}),
+    "annotations:prolific_entry": ("/s/{study}/enter/", {ANON: FORBIDDEN, ANNOTATOR: FORBIDDEN, STAFF: FORBIDDEN}),
+    "annotations:reenter": ("/r/{reentry}/", {ANON: 404, ANNOTATOR: 404, STAFF: 404}),
+    "annotations:invite_toggle": ("/studies/{study}/invites/{invite_pk}/toggle/",
+                                  {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: NOT_ALLOWED}),
     "annotations:study_list": ("/studies/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
     "annotations:study_create": ("/studies/new/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
     "annotations:study_detail": ("/studies/{study}/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
@@ -85,6 +89,9 @@ STATE_CHANGING = [
     ("/studies/{study}/open/", STAFF),
     ("/studies/{study}/close/", STAFF),
     ("/studies/{study}/invites/", STAFF),
+    ("/studies/{study}/invites/{invite_pk}/toggle/", STAFF),
+    ("/s/{study}/enter/", ANNOTATOR),
+    ("/r/{reentry}/", ANNOTATOR),
     ("/dashboard/datasets/{dataset}/separability/run/", STAFF),
     ("/admin/annotations/import/", STAFF),
     ("/api/v1/token/", STAFF),
@@ -127,7 +134,7 @@ def world(db):
     run = SeparabilityRun.objects.create(dataset=study.dataset, total=3)
     job = ExportJob.objects.create(study=study, format=ExportJob.Format.CSV)  # queued: no file to download yet
     return {"study": study.slug, "dataset": study.dataset.slug, "invite": invite.token, "run": run.pk,
-            "job": job.pk, "users": {ANNOTATOR: annotator, STAFF: staff}}
+            "job": job.pk, "invite_pk": invite.pk, "reentry": "k" * 32, "users": {ANNOTATOR: annotator, STAFF: staff}}
 
 
 def client_for(role, world, enforce_csrf=False):
