@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Leaderboard (Elo or Bradley-Terry with bootstrap intervals) from a CSV file of pairwise votes.",
         epilog="Chatbot Arena battle tables saved as CSV (model_a, model_b, winner in model_a, model_b, tie, "
                "tie (bothbad); optional question_id, judge, tstamp) are read as they are; 'tie (bothbad)' "
-               "is a both-bad vote. Weighted methods need a weight column (0 to 1) in the file.",
+               "is a both-bad vote. Weighted methods need a weight column (0 to 1) in the file; weights below 0.05 "
+               "count as 0.05. Ratings are bootstrap medians (with --rounds 0: Elo in file order, or the "
+               "Bradley-Terry maximum-likelihood estimate).",
     )
     parser.add_argument("file", help="CSV with instance_id,system_a,system_b,sample_a,sample_b,winner,annotator"
                                      "[,created_at][,weight], or Chatbot Arena's model_a,model_b,winner")

@@ -17,6 +17,10 @@ or a bootstrap resample lost all votes of a pair) the likelihood keeps growing a
 apart. We then add PSEUDO_TIES virtual tie votes to every pair that the full data compares, which
 keeps those ratings finite and far apart.
 
+The leaderboard (`ranking.ratings`) reports the median of the bootstrap ratings, not the estimate on
+all votes, so that the rating always lies inside its percentile interval; with few or lopsided votes the
+maximum-likelihood estimate can fall outside it.
+
 Bootstrap: resampling N votes with replacement and counting them per (pair, outcome) cell is the same
 as drawing the cell counts from Multinomial(N, cell_counts / N), so each round costs a draw over a
 few thousand cells instead of touching a million rows.

@@ -1,5 +1,6 @@
 """Pieces every rating method shares: the error type, input checks on the integer-coded vote arrays,
-the comparison-graph connectivity check and percentile confidence intervals.
+the comparison-graph connectivity check, the separability weight, and the bootstrap point estimate and
+percentile confidence intervals.
 
 Votes reach the rating functions as parallel numpy arrays: `a` and `b` hold system indices in
 `range(n_systems)`, `score` holds system a's score (1 win, 0.5 tie, 0 loss) and an optional `weights`
@@ -8,6 +9,7 @@ array holds one non-negative weight per vote.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,13 +17,20 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 __all__ = [
+    "WEIGHT_FLOOR",
     "RatingError",
+    "apply_weight_floor",
+    "bootstrap_estimate",
     "as_vote_arrays",
     "check_connected",
     "connected_groups",
     "confidence_interval",
     "ranks_from_intervals",
+    "separability_weight",
 ]
+
+# Every vote keeps at least this weight in the separability-weighted methods (see separability_weight).
+WEIGHT_FLOOR = 0.05
 
 
 class RatingError(ValueError):
@@ -55,6 +64,30 @@ def as_vote_arrays(a, b, score, n_systems: int, weights=None):
         if not np.all(np.isfinite(weights)) or np.any(weights < 0.0):
             raise RatingError("weights must be finite and non-negative")
     return a, b, score, weights
+
+
+def separability_weight(separability: float | None, floor: float = WEIGHT_FLOOR) -> float:
+    """A vote's weight in the separability-weighted methods: w = max(clip(separability, 0, 1), floor).
+
+    `separability` is the unit's normalised separability (instance and system pair), None (or NaN)
+    where it is undefined (k = 1: a system with a single output has no self-alignment) or not computed
+    yet; such a vote gets the floor. The floor keeps every vote in the comparison graph: with w = 0 a
+    pair whose units all have separability <= 0 or none would drop out, and the weighted methods could
+    not rank systems that the plain ones rank. With floor = 0.05 a vote on an inseparable unit counts a
+    twentieth of one on a fully separable unit.
+    """
+    if separability is None:
+        return floor
+    value = float(separability)
+    if math.isnan(value):
+        return floor
+    return max(min(max(value, 0.0), 1.0), floor)
+
+
+def apply_weight_floor(weights, floor: float = WEIGHT_FLOOR) -> np.ndarray:
+    """max(w, floor) per vote, for weights already clipped to [0, 1] (a vote file's weight column, or
+    `separability_weight` values, on which it changes nothing)."""
+    return np.maximum(np.asarray(weights, dtype=np.float64), floor)
 
 
 def connected_groups(a: np.ndarray, b: np.ndarray, n_systems: int) -> list[list[int]]:
@@ -96,9 +129,9 @@ def check_connected(a: np.ndarray, b: np.ndarray, n_systems: int, names: Sequenc
 def confidence_interval(samples: np.ndarray, point: np.ndarray | None = None, level: float = 0.95):
     """Percentile interval (2.5/97.5 for level 0.95) per column of a (rounds, systems) sample matrix.
 
-    When `point` is given the interval is widened, if needed, to contain it: a percentile interval
-    can miss the point estimate with very few votes, and online Elo in vote order can sit outside
-    the spread of Elo over resampled (hence reshuffled) orders.
+    When `point` is given the interval is widened, if needed, to contain it (online Elo in vote order,
+    or a maximum-likelihood estimate on very few votes, can sit outside the percentile interval).
+    `compute_leaderboard` does not widen: it reports the bootstrap median (`bootstrap_estimate`).
     """
     tail = (1.0 - level) / 2.0 * 100.0
     low, high = np.percentile(samples, [tail, 100.0 - tail], axis=0)
@@ -106,6 +139,18 @@ def confidence_interval(samples: np.ndarray, point: np.ndarray | None = None, le
         low = np.minimum(low, point)
         high = np.maximum(high, point)
     return low, high
+
+
+def bootstrap_estimate(samples: np.ndarray, level: float = 0.95):
+    """(point, low, high) per column of a (rounds, systems) bootstrap sample matrix: the median and the
+    percentile interval (2.5th and 97.5th percentiles for level 0.95).
+
+    The median is what the percentile interval is built around, so it always lies inside it (a
+    percentile is non-decreasing in its level; the clip only guards the last bit of rounding).
+    """
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, point, high = np.percentile(samples, [tail, 50.0, 100.0 - tail], axis=0)
+    return np.clip(point, low, high), low, high
 
 
 def ranks_from_intervals(low: np.ndarray, high: np.ndarray) -> np.ndarray:

@@ -8,7 +8,10 @@ stays zero-sum: R_a += K*w*(S_a - E_a), R_b -= K*w*(S_a - E_a). (evalica's `weig
 different thing: it scales the score S but not the expectation, which is not zero-sum.)
 
 Confidence intervals follow Chatbot Arena: resample the votes with replacement (which also
-reshuffles their order), rerun Elo, take percentiles.
+reshuffles their order), rerun Elo, take percentiles; the leaderboard (`ranking.ratings`) reports the
+median of the same resamples as the rating, since Elo in the one stored order can lie outside them. The
+functions here take weights as given (0 leaves the ratings alone); the leaderboard raises them to its
+weight floor first (`ranking.common.separability_weight`).
 """
 
 from __future__ import annotations

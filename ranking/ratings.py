@@ -3,8 +3,16 @@
 `compute_leaderboard` takes the votes as three parallel sequences of names and winner labels (plus
 optional per-vote weights), turns them into integer-coded arrays, checks that they can be ranked,
 and returns a `Leaderboard` with ratings, bootstrap intervals, ranks, vote counts and the win-rate and
-battle-count matrices. The rating methods themselves live in `ranking.elo` and `ranking.bt` and are
-re-exported here, so `from ranking.ratings import ...` is the one import users need.
+battle-count matrices.
+
+With bootstrap rounds, every method's rating is the median of its bootstrap distribution and its
+interval the 2.5th-97.5th percentiles of the same distribution, so the rating always lies inside
+its interval (`Leaderboard.point` says which estimate the rating is). The weighted methods count
+each vote with w = max(weight, WEIGHT_FLOOR) (`separability_weight`), so they rank every system
+that the plain methods rank.
+
+The rating methods themselves live in `ranking.elo` and `ranking.bt` and are re-exported here, so
+`from ranking.ratings import ...` is the one import users need.
 """
 
 from __future__ import annotations
@@ -17,12 +25,16 @@ import numpy as np
 
 from .bt import PSEUDO_TIES, bootstrap_bt, bradley_terry, bradley_terry_from_wins, mle_exists, win_matrix
 from .common import (
+    WEIGHT_FLOOR,
     RatingError,
+    apply_weight_floor,
     as_vote_arrays,
+    bootstrap_estimate,
     check_connected,
     confidence_interval,
     connected_groups,
     ranks_from_intervals,
+    separability_weight,
 )
 from .elo import (
     DEFAULT_BASE,
@@ -44,12 +56,15 @@ __all__ = [
     "METHODS",
     "METHOD_TITLES",
     "PSEUDO_TIES",
+    "WEIGHT_FLOOR",
     "WINNERS",
     "Leaderboard",
     "LeaderboardRow",
     "RatingError",
+    "apply_weight_floor",
     "bootstrap_bt",
     "bootstrap_elo",
+    "bootstrap_estimate",
     "bradley_terry",
     "bradley_terry_from_wins",
     "check_connected",
@@ -63,6 +78,7 @@ __all__ = [
     "mle_exists",
     "ranks_from_intervals",
     "scores_from_winners",
+    "separability_weight",
     "weighted_elo",
     "win_matrix",
     "win_rate_matrix",
@@ -105,7 +121,8 @@ class LeaderboardRow:
 class Leaderboard:
     """Ratings sorted best first. `systems` lists the systems in the same order as `rows`, and indexes
     both matrices: `win_rate[i, j]` is i's share of points against j (NaN where never compared),
-    `counts[i, j]` the number of votes between i and j."""
+    `counts[i, j]` the number of votes between i and j. `point` says in words which estimate the
+    ratings are, e.g. "bootstrap median of 100 rounds"."""
 
     method: str
     rows: list[LeaderboardRow]
@@ -116,6 +133,7 @@ class Leaderboard:
     rounds: int
     seed: int
     notes: list[str] = field(default_factory=list)
+    point: str = ""
 
     def row(self, system: str) -> LeaderboardRow:
         for row in self.rows:
@@ -127,7 +145,7 @@ class Leaderboard:
         return {row.system: row.rating for row in self.rows}
 
     def to_dict(self, matrices: bool = False) -> dict:
-        """JSON-ready: {"method", "ratings": [row dicts], "votes_used", "rounds", "seed", "notes"},
+        """JSON-ready: {"method", "ratings": [row dicts], "votes_used", "rounds", "seed", "point", "notes"},
         plus "systems", "win_rate" (null where never compared) and "counts" when `matrices` is true."""
         out = {
             "method": self.method,
@@ -135,6 +153,7 @@ class Leaderboard:
             "votes_used": self.votes_used,
             "rounds": self.rounds,
             "seed": self.seed,
+            "point": self.point,
             "notes": list(self.notes),
         }
         if matrices:
@@ -219,11 +238,18 @@ def compute_leaderboard(
     """Rate systems from named votes.
 
     winner: "a", "b", "tie" or "both_bad" per vote ("both bad" is a tie, or dropped when
-    both_bad="drop"). method: "elo" (online, in vote order), "weighted_elo" (K times each vote's
-    weight), "bt" (Bradley-Terry; uses `weights` when given) or "weighted_bt" (needs weights). Weights
-    lie in [0, 1]. Intervals: percentile 2.5/97.5 over `rounds` seeded bootstrap resamples of the votes
-    (none when rounds=0). For the Elo methods, permutations > 0 replaces the vote-order Elo by its
-    average over that many random orders. Raises RatingError when the votes cannot be ranked.
+    both_bad="drop"). method: "elo" (online), "weighted_elo" (K times each vote's weight), "bt"
+    (Bradley-Terry; uses `weights` when given) or "weighted_bt" (needs weights).
+
+    Weights lie in [0, 1] (the unit's clipped separability, 0 where it has none); each is raised to
+    WEIGHT_FLOOR, so every vote keeps a little weight and the weighted comparison graph is the plain
+    one. When no weight is above the floor, the weighted methods compute the plain board and say so.
+
+    Ratings and intervals: with rounds > 0, `rounds` seeded bootstrap resamples of the votes; the
+    rating is their median and the interval their 2.5th-97.5th percentiles (for Elo each resample is
+    replayed in its own order). With rounds = 0 there is no interval: the rating is Elo in vote order
+    (or, with permutations > 0, averaged over that many random orders) or the Bradley-Terry
+    maximum-likelihood estimate. Raises RatingError when the votes cannot be ranked.
     """
     if method not in METHODS:
         raise RatingError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
@@ -235,6 +261,11 @@ def compute_leaderboard(
         raise RatingError(f"{method} needs one weight per vote (e.g. the instance's clipped separability)")
     if rounds < 0:
         raise RatingError("rounds must be 0 or more")
+    if permutations < 0:
+        raise RatingError("permutations must be 0 or more")
+    if permutations and rounds and method in ("elo", "weighted_elo"):
+        raise RatingError("permutations set the Elo rating only without bootstrap (rounds=0); with bootstrap "
+                          "rounds the rating is the median of the bootstrap resamples")
     if len(winner) == 0:
         raise RatingError("no votes: there is nothing to rank")
     if weights is not None:
@@ -256,27 +287,38 @@ def compute_leaderboard(
     same = np.flatnonzero(a == b)
     if same.size:
         raise RatingError(f"vote {same[0] + 1} compares {names[a[same[0]]]!r} with itself")
-    if weights is not None and method != "elo":
-        informative = weights > 0
-        if not informative.any():
-            raise RatingError("every vote has weight 0: weighted ratings carry no information")
-        check_connected(a[informative], b[informative], n, names)
-    else:
-        check_connected(a, b, n, names)
+    # Every method uses every vote (the weighted ones with at least the floor weight): one graph.
+    check_connected(a, b, n, names)
 
-    rate_weights = None if method == "elo" else weights
     notes: list[str] = []
+    rate_weights = None
+    if weights is not None and method != "elo":
+        at_floor = int(np.count_nonzero(weights <= WEIGHT_FLOOR))
+        if at_floor == len(weights):
+            notes.append(
+                f"No unit has separability above the floor {WEIGHT_FLOOR:g} (it is undefined for k = 1 data, "
+                "not computed yet, or that small everywhere): weights are all the floor, the weighted board is "
+                "the plain one."
+            )
+        else:
+            rate_weights = apply_weight_floor(weights)
+            notes.append(
+                f"Vote weight: max(clipped separability, {WEIGHT_FLOOR:g}); {at_floor} of {len(weights)} votes "
+                "have the floor weight (separability undefined or at most the floor)."
+            )
+
+    samples = None
     if method in ("elo", "weighted_elo"):
         parameters = dict(k=k, initial=initial, scale=scale, base=base)
-        if permutations > 0:
+        if rounds:
+            samples = bootstrap_elo(a, b, score, n, weights=rate_weights, rounds=rounds, seed=seed, **parameters)
+        elif permutations > 0:
             point = elo_permutation_average(a, b, score, n, weights=rate_weights, permutations=permutations,
                                             seed=seed, **parameters)
-            notes.append(f"Elo averaged over {permutations} random vote orders (seed {seed}).")
+            point_text = f"Elo averaged over {permutations} random vote orders, seed {seed} (no bootstrap)"
         else:
             point = elo(a, b, score, n, weights=rate_weights, **parameters)
-            notes.append("Elo in vote order.")
-        samples = (bootstrap_elo(a, b, score, n, weights=rate_weights, rounds=rounds, seed=seed, **parameters)
-                   if rounds else None)
+            point_text = "Elo in vote order (no bootstrap)"
     else:
         parameters = dict(initial=initial, scale=scale, base=base)
         wins = win_matrix(a, b, score, n, rate_weights)
@@ -285,15 +327,21 @@ def compute_leaderboard(
                 "Some systems never lost (or never won) against the others, so the maximum-likelihood "
                 f"ratings are infinite; {PSEUDO_TIES} virtual tie votes per compared pair keep them finite."
             )
-        point = bradley_terry_from_wins(wins, **parameters)
-        samples = (bootstrap_bt(a, b, score, n, weights=rate_weights, rounds=rounds, seed=seed, **parameters)
-                   if rounds else None)
+        if rounds:
+            samples = bootstrap_bt(a, b, score, n, weights=rate_weights, rounds=rounds, seed=seed, **parameters)
+        else:
+            point = bradley_terry_from_wins(wins, **parameters)
+            point_text = "maximum-likelihood estimate (no bootstrap)"
 
     if samples is None:
         low, high = point.copy(), point.copy()
+        notes.append(f"Rating: {point_text}; no interval.")
     else:
-        low, high = confidence_interval(samples, point)
-        notes.append(f"95% intervals: percentile bootstrap, {rounds} rounds, seed {seed}.")
+        point, low, high = bootstrap_estimate(samples)
+        point_text = f"bootstrap median of {rounds} rounds"
+        order_words = ", each replayed in its own order" if method in ("elo", "weighted_elo") else ""
+        notes.append(f"Rating: the median over {rounds} bootstrap resamples of the votes{order_words} (seed "
+                     f"{seed}); 95% interval: their 2.5th to 97.5th percentiles.")
     rank = ranks_from_intervals(low, high)
 
     votes = np.bincount(a, minlength=n) + np.bincount(b, minlength=n)
@@ -322,4 +370,5 @@ def compute_leaderboard(
         rounds=rounds,
         seed=seed,
         notes=notes,
+        point=point_text,
     )

@@ -7,7 +7,7 @@ Two layouts are accepted, told apart by the header (which is required):
    with winner in {a, b, tie, both_bad}, sample_a/sample_b non-negative integers (which sampled
    generation of each system was shown), created_at an optional ISO 8601 time (UTC when it has no
    offset) and weight an optional per-vote weight in [0, 1] (e.g. the instance's clipped
-   separability, for the weighted methods).
+   separability, for the weighted methods, which raise weights below 0.05 to 0.05).
    Every column but the optional ones must be present and non-empty on every line.
 2. Chatbot Arena's battle tables (`model_a,model_b,winner`, winner in {model_a, model_b, tie,
    tie (bothbad)}), so the public Arena votes can be ranked directly once saved as CSV. Optional

@@ -6,13 +6,14 @@ import random
 from datetime import datetime, timedelta, timezone
 from itertools import combinations
 
+import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 
 from annotations.models import Comparison, Dataset, Generation, Instance, Study, System, Vote
 from annotations.services import canonical_pair, get_or_create_comparison, store_historical_vote
 from ranking.models import RatingState
-from ranking.ratings import compute_leaderboard
+from ranking.ratings import compute_leaderboard, elo, factorize_systems, scores_from_winners
 from ranking.services import apply_vote_to_ratings, rebuild_elo_states, separability_weight
 
 pytestmark = pytest.mark.django_db
@@ -42,9 +43,18 @@ class VoteLog:
         self.count = 0
 
     def replay(self, method, both_bad="tie"):
-        weights = self.weight if method.startswith("weighted") else None
-        return compute_leaderboard(self.system_a, self.system_b, self.winner, method=method, weights=weights,
-                                   both_bad=both_bad, rounds=0).ratings()
+        """Online Elo over the logged votes in order: plain Elo as the leaderboard computes it without
+        bootstrap; weighted Elo with exactly the weights the services gave each vote, through
+        `ranking.ratings.elo` (compute_leaderboard's weighted methods raise every weight to the floor
+        WEIGHT_FLOOR, which the live state gets only where `services.separability_weight` applies it)."""
+        if not method.startswith("weighted"):
+            return compute_leaderboard(self.system_a, self.system_b, self.winner, method=method,
+                                       both_bad=both_bad, rounds=0).ratings()
+        score, keep = scores_from_winners(self.winner, both_bad)
+        kept = np.flatnonzero(keep)
+        a, b, names = factorize_systems([self.system_a[i] for i in kept], [self.system_b[i] for i in kept])
+        ratings = elo(a, b, score[kept], len(names), weights=np.asarray(self.weight)[kept])
+        return dict(zip(names, ratings.tolist()))
 
 
 def add_vote(study, x, y, outcome, instance=0, separability=None, log=None, apply=True, gold=False,
@@ -143,8 +153,11 @@ def test_weighted_elo_moves_by_k_times_the_clipped_separability():
     assert plain["alpha"] == pytest.approx(1002.0) and plain["beta"] == pytest.approx(998.0)
     assert weighted["alpha"] == pytest.approx(1000.0 + 4 * 0.35 * 0.5)
     assert weighted["beta"] == pytest.approx(1000.0 - 4 * 0.35 * 0.5)
-    add_vote(study, "alpha", "beta", "y", instance=1, separability=None)  # no separability: weight 0
-    assert stored(study, "weighted_elo") == weighted
+    add_vote(study, "alpha", "beta", "y", instance=1, separability=None)  # no separability
+    # It moves weighted Elo by K times the services' weight for "no separability" (0 without a floor).
+    w = separability_weight(None)
+    expected_b = 1 / (1 + 10 ** ((weighted["alpha"] - weighted["beta"]) / 400))
+    assert stored(study, "weighted_elo")["beta"] == pytest.approx(weighted["beta"] + 4 * w * (1 - expected_b), abs=1e-9)
     assert stored(study, "elo") != plain
 
 

@@ -183,8 +183,16 @@ def test_pandalm_demo_ranks_llama_first_and_cerebras_last(client, settings):
     table = re.search(r'<table class="leaderboard">(.*?)</table>', html, re.S).group(1)
     on_page = re.findall(r'<th scope="row" class="system">(.*?)</th>', table)
     assert on_page[0] == "llama-7b" and on_page[-1] == "cerebras-gpt-6.7B" and len(on_page) == 5
-    # PandaLM has one response per model: separability, hence the weighted methods, is undefined.
-    assert "Separability-weighted Elo: not available." in html
+    # Loaded without separability (and PandaLM has one response per model nearly everywhere): every vote has
+    # the floor weight, so the weighted methods rank all five systems as the plain ones do, and say so.
+    assert "not available" not in html
+    assert "weights are all the floor, the weighted board is the plain one" in html
+    for plain, weighted in (("bt", "weighted_bt"), ("elo", "weighted_elo")):
+        plain_board = json.loads(run("--study", PANDALM_STUDY, "--json", "--method", plain, "--rounds", "20")[0])
+        weighted_board = json.loads(run("--study", PANDALM_STUDY, "--json", "--method", weighted,
+                                        "--rounds", "20")[0])
+        assert weighted_board["ratings"] == plain_board["ratings"] and len(weighted_board["ratings"]) == 5
+        assert weighted_board["point"] == "bootstrap median of 20 rounds"
 
 
 def test_anchor_shifts_every_rating_so_the_named_system_gets_its_published_value(tmp_path):

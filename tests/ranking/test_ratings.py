@@ -401,12 +401,17 @@ def test_weighted_methods_use_the_weights():
     weighted = compute_leaderboard(["x", "x"], ["y", "y"], ["a", "b"], method="weighted_elo",
                                    weights=[1.0, 0.0], rounds=0)
     assert plain.row("x").rating < 1000.1
-    assert weighted.row("x").rating == 1002.0
+    # Was 1002.0 exactly (the weight-0 vote did nothing); the weight floor (0.05) lets it move K * 0.05 * (1 - E_y)
+    # with E_y = 1 / (1 + 10^((1002 - 998) / 400)).
+    expected_y = 1 / (1 + 10 ** (4 / 400))
+    assert weighted.row("x").rating == pytest.approx(1002.0 - 4 * 0.05 * (1 - expected_y), abs=1e-12)
 
 
 def test_permutation_average_option():
+    # Permutations set the rating only without bootstrap: with rounds the rating is the bootstrap median.
     board = compute_leaderboard(["x", "y", "z", "x"], ["y", "z", "x", "z"], ["a", "a", "b", "tie"],
-                                method="elo", rounds=10, permutations=25)
+                                method="elo", rounds=0, permutations=25)
+    assert board.point == "Elo averaged over 25 random vote orders, seed 0 (no bootstrap)"
     assert any("25 random vote orders" in note for note in board.notes)
     assert sum(r.rating for r in board.rows) == pytest.approx(3000)
 
@@ -425,8 +430,9 @@ def test_permutation_average_option():
         ((["x"], ["y"], ["a"]), {"method": "weighted_bt", "weights": [1.5]}, "vote 1: weight 1.5 is not in [0, 1]"),
         ((["x"], ["y"], ["a"]), {"method": "glicko"}, "unknown method 'glicko'"),
         ((["x"], ["y"], ["a"]), {"both_bad": "loss"}, "both_bad must be 'tie' or 'drop'"),
-        ((["x", "y"], ["y", "z"], ["a", "a"]), {"method": "weighted_bt", "weights": [1.0, 0.0]},
-         "systems form 2 disconnected groups: {x,y} | {z}"),
+        # (A weight-0 vote no longer disconnects: the weight floor keeps it. See test_point_and_weight_floor.py.)
+        ((["x", "y"], ["y", "z"], ["a", "a"]), {"method": "elo", "rounds": 5, "permutations": 3},
+         "permutations set the Elo rating only without bootstrap"),
     ],
 )
 def test_errors_are_rating_errors_with_clear_messages(args, kwargs, message):

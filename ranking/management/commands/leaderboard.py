@@ -36,7 +36,9 @@ class Command(BaseCommand):
     help = ("Leaderboard (Elo, separability-weighted Elo or Bradley-Terry with 95% bootstrap intervals) of a "
             "study's votes, or of a CSV vote file without any database: columns instance_id,system_a,system_b,"
             "sample_a,sample_b,winner,annotator[,created_at][,weight] as import_votes reads, or Chatbot Arena's "
-            "model_a,model_b,winner. The weighted methods need the weight column (0 to 1) in a file.")
+            "model_a,model_b,winner. The weighted methods need the weight column (0 to 1) in a file; weights below "
+            "0.05 count as 0.05. Ratings are bootstrap medians; with --rounds 0 Elo in vote order or the "
+            "Bradley-Terry maximum-likelihood estimate.")
 
     def add_arguments(self, parser):
         source = parser.add_mutually_exclusive_group(required=True)
