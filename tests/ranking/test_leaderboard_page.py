@@ -170,3 +170,28 @@ def test_system_names_are_escaped(client):
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
     assert "beta &amp; co" in html
     assert "\\u003Cscript\\u003E" in html  # inside the json_script data
+
+
+def test_page_says_the_rating_is_the_bootstrap_median_and_ranks_weighted_boards_without_separability(
+        client, django_user_model):
+    """Every rating on the page lies inside its interval (it is the bootstrap median, as the caption says),
+    and with no separability at all the weighted methods are the plain boards, saying so, not an error.
+    (Seen as staff: the live standings, whatever the public release policy.)"""
+    client.force_login(django_user_model.objects.create_user("median-staff", password="x-pass-123", is_staff=True))
+    study = make_study("no-separability-floor", systems=("alpha", "beta", "gamma"))
+    for i in range(12):
+        x, y = [("alpha", "beta"), ("beta", "gamma"), ("alpha", "gamma")][i % 3]
+        add_vote(study, x, y, "x" if i % 4 else "y", instance=i % 5, separability=None, apply=False)
+    html = client.get(f"/leaderboard/{study.slug}/").content.decode()
+    assert "Each rating is the median of its method's bootstrap ratings (100 resamples of the votes)" in html
+    assert "max(separability clipped to [0, 1], 0.05)" in html
+    assert "not available" not in html
+    assert "weights are all the floor, the weighted board is the plain one" in html
+
+    payload = client.get(f"/leaderboard/{study.slug}.json").json()["methods"]
+    for method, body in payload.items():
+        assert body["point"] == "bootstrap median of 100 rounds", method
+        for row in body["ratings"]:
+            assert row["ci_low"] <= row["rating"] <= row["ci_high"], (method, row)
+    assert payload["weighted_elo"]["ratings"] == payload["elo"]["ratings"]
+    assert payload["weighted_bt"]["ratings"] == payload["bt"]["ratings"]
