@@ -9,7 +9,7 @@ import secrets
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -50,18 +50,42 @@ def new_pseudonym() -> str:
     return "ann-" + secrets.token_hex(5)
 
 
+IMPORTED_USERNAME_PREFIX = "imported~"  # "~" is outside Django's username validator: no sign-up can take it
+CREATE_ATTEMPTS = 5
+
+
 def get_or_create_imported_annotator(study: Study, external_id: str, summary: ImportSummary | None = None):
-    """An account standing for a worker named in an imported file (no usable password)."""
+    """The account standing for a worker named in a file imported into `study` (no usable password).
+
+    A worker is found again by (study, worker id), the profile's natural key, never by a name derived
+    from the id: worker ids may be 200 characters and usernames hold 150, so a cut-down id merged
+    distinct workers. A new account is named after its random pseudonym, which says nothing about the
+    worker and cannot collide with a person's username."""
     User = get_user_model()
-    username = f"{study.slug}~{external_id}"[:150]
-    user, created = User.objects.get_or_create(username=username)
-    if created:
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
-        AnnotatorProfile.objects.create(user=user, pseudonym=new_pseudonym(), external_id=external_id)
+    for _ in range(CREATE_ATTEMPTS):
+        profile = (AnnotatorProfile.objects.filter(imported_for=study, external_id=external_id)
+                   .select_related("user").first())
+        if profile is not None:
+            return profile.user
+        pseudonym = new_pseudonym()
+        username = IMPORTED_USERNAME_PREFIX + pseudonym
+        if User.objects.filter(username=username).exists() or AnnotatorProfile.objects.filter(pseudonym=pseudonym).exists():
+            continue  # a pseudonym already drawn: draw again
+        try:
+            # a savepoint: a concurrent import of the same worker (unique key) must not spoil the caller's
+            # transaction; the next round then finds the profile it created
+            with transaction.atomic():
+                user = User(username=username)
+                user.set_unusable_password()
+                user.save()
+                AnnotatorProfile.objects.create(user=user, pseudonym=pseudonym, external_id=external_id,
+                                                imported_for=study)
+        except IntegrityError:
+            continue
         if summary is not None:
             summary.annotators_created += 1
-    return user
+        return user
+    raise RuntimeError(f"could not create an account for worker {external_id!r} in {CREATE_ATTEMPTS} attempts")
 
 
 def canonical_pair(generation_x: Generation, generation_y: Generation) -> tuple[Generation, Generation, bool]:
