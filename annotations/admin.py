@@ -86,7 +86,10 @@ def open_selected_studies(modeladmin, request, queryset):
 
 @admin.action(description="Close the selected studies")
 def close_selected_studies(modeladmin, request, queryset):
-    queryset.update(status=Study.Status.CLOSED)
+    from .selection import close_study
+
+    closed = sum(close_study(study) for study in queryset)
+    modeladmin.message_user(request, f"{closed} stud{'y' if closed == 1 else 'ies'} closed.")
 
 
 @admin.register(Study)
@@ -105,8 +108,10 @@ class StudyAdmin(admin.ModelAdmin):
         ("Collection", {"fields": ("sample_pairs_per_unit", "votes_per_comparison", "lease_seconds", "quota",
                                    "allow_tie", "allow_both_bad", "rationale", "gold_every", "too_fast_seconds",
                                    "both_bad")}),
-        ("Prolific", {"fields": ("prolific_study_id", "prolific_completion_code", "prolific_redirect_url")}),
-        ("Publication", {"fields": ("leaderboard_public", "created_at", "opened_at")}),
+        ("Prolific", {"fields": ("prolific_study_id", "prolific_completion_code", "prolific_redirect_url",
+                                 "prolific_pid_pattern")}),
+        ("Publication", {"fields": ("leaderboard_public", "leaderboard_release", "release_every_hours",
+                                    "release_min_votes", "created_at", "opened_at")}),
     )
 
     @admin.display(description="comparisons")

@@ -95,6 +95,20 @@ def may_annotate(request, study: Study) -> bool:
                 and study.pk in request.session.get(SESSION_PROLIFIC_STUDIES, []))
 
 
+def judges(user, study: Study) -> bool:
+    """Whether this (non-staff) person is, or may become, one of the study's annotators: their invite
+    covers it, they entered it from Prolific, or they were served an item of it. Such a person must not
+    see the study's leaderboard or name while it is open (blinding)."""
+    profile = profile_of(user)
+    if profile is None or user.is_staff:
+        return False
+    if profile.invite_id and InviteLink.studies.through.objects.filter(
+            invitelink_id=profile.invite_id, study_id=study.pk).exists():
+        return True
+    return (ProlificSession.objects.filter(profile=profile, study=study).exists()
+            or study.comparisons.filter(assignments__annotator=user).exists())
+
+
 def switch_to(request, user) -> None:
     """Sign `user` in on this browser, ending whatever session was there (a fresh session key)."""
     logout(request)

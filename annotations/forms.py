@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import markdown as md
 from django import forms
 from django.db.models import Count, Min
 
@@ -15,6 +16,14 @@ RESERVED_SLUGS = {"new"}  # /studies/new/
 
 def _squash(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def _remote_images(markdown_text: str) -> list[str]:
+    """The image sources in the instructions that are not paths on this site (render_markdown drops them)."""
+    from .markdown import is_same_site_path
+
+    html = md.markdown(markdown_text or "", extensions=["extra"])
+    return [src for src in re.findall(r"""<img[^>]*\bsrc=["']?([^"'\s>]+)""", html) if not is_same_site_path(src)]
 
 
 def metric_choices() -> list[tuple[str, str]]:
@@ -36,7 +45,8 @@ class StudyForm(forms.ModelForm):
             "policy", "policy_metric", "threshold", "top_fraction", "sample_size", "selection_seed",
             "sample_pairs_per_unit", "votes_per_comparison", "lease_seconds", "quota",
             "allow_tie", "allow_both_bad", "both_bad", "rationale", "gold_every", "too_fast_seconds",
-            "prolific_study_id", "prolific_completion_code", "prolific_redirect_url", "leaderboard_public",
+            "prolific_study_id", "prolific_completion_code", "prolific_redirect_url", "prolific_pid_pattern",
+            "leaderboard_public", "leaderboard_release", "release_every_hours", "release_min_votes",
         ]
         widgets = {
             "systems": forms.CheckboxSelectMultiple,
@@ -44,7 +54,8 @@ class StudyForm(forms.ModelForm):
         }
         help_texts = {
             "slug": "Part of the annotators' address (/s/<slug>/): it must not name a model.",
-            "name": "Shown to staff only.",
+            "name": "Shown to staff, and to the public with the leaderboard once results are released; never to "
+                    "the study's annotators while it is open.",
             "lease_seconds": "How long an annotator holds an item before it returns to the pool.",
             "quota": "Items per annotator (0 = no limit). Prolific participants get the completion code after it.",
         }
@@ -96,6 +107,29 @@ class StudyForm(forms.ModelForm):
         value = self.cleaned_data.get("top_fraction")
         if value is not None and not 0 < value <= 1:
             raise forms.ValidationError("A fraction in (0, 1], for example 0.25 for the top quarter.")
+        return value
+
+    def clean_prolific_pid_pattern(self):
+        value = self.cleaned_data.get("prolific_pid_pattern", "").strip()
+        if value:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise forms.ValidationError(f"Not a regular expression: {exc}.") from None
+        return value
+
+    def clean_release_min_votes(self):
+        value = self.cleaned_data["release_min_votes"]
+        if value < 1:
+            raise forms.ValidationError("At least one vote per release.")
+        return value
+
+    def clean_instructions(self):
+        value = self.cleaned_data.get("instructions", "")
+        if _remote_images(value):
+            raise forms.ValidationError(
+                "Images from other sites are not shown to annotators (loading one would tell that site every "
+                "annotator's address): remove them, or serve the image from this site (a path such as /static/...).")
         return value
 
     def clean_prolific_study_id(self):

@@ -1,5 +1,10 @@
 """Study instructions are Markdown written by researchers and shown to annotators: render it, then let
-only harmless HTML through (nh3), so a pasted <script> or javascript: link never reaches a browser."""
+only harmless HTML through (nh3), so a pasted <script> or javascript: link never reaches a browser.
+
+Nothing in the instructions may make the annotator's browser fetch from elsewhere: an image on a
+third-party host tells that host every annotator's address and when they worked. Images are kept only
+when they come from this site (a path such as /static/...); the Content-Security-Policy's `img-src`
+says the same to the browser."""
 from __future__ import annotations
 
 import markdown as md
@@ -15,8 +20,20 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "a
                       "td": {"align"}, "th": {"align"}}
 
 
+def is_same_site_path(url: str) -> bool:
+    """"/static/x.png" yes; "https://...", "//host/x.png", "/\\host/x.png", "data:..." no."""
+    url = url.strip()
+    return url.startswith("/") and not url.startswith(("//", "/\\"))
+
+
+def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:
+    if tag == "img" and attribute == "src" and not is_same_site_path(value):
+        return None
+    return value
+
+
 def render_markdown(text: str) -> SafeString:
     html = md.markdown(text or "", extensions=["extra", "sane_lists"], output_format="html")
-    clean = nh3.clean(html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
+    clean = nh3.clean(html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES, attribute_filter=_keep_attribute,
                       url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow")
     return mark_safe(clean)  # noqa: S308 - sanitised by nh3 just above

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from .models import Comparison, Generation, Study
 from .services import get_or_create_comparison, unit_key_for
+from .signals import study_closed
 
 
 class SelectionError(ValueError):
@@ -136,6 +137,17 @@ def open_study(study: Study) -> int:
         study.save(update_fields=["selection_summary", "status", "opened_at"])
     refresh_comparison_statistics()
     return created
+
+
+def close_study(study: Study) -> bool:
+    """Stop the study taking votes; returns False when it was not open. Apps above annotations learn of
+    it through `signals.study_closed` (ranking releases the final public leaderboard)."""
+    with transaction.atomic():
+        closed = Study.objects.filter(pk=study.pk, status=Study.Status.OPEN).update(status=Study.Status.CLOSED) == 1
+        if closed:
+            study.status = Study.Status.CLOSED
+            transaction.on_commit(lambda: study_closed.send(sender=Study, study=study))
+    return closed
 
 
 def refresh_comparison_statistics() -> None:

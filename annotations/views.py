@@ -42,7 +42,7 @@ from .forms import InviteForm, StudyForm
 from .markdown import render_markdown
 from .models import Assignment, Comparison, InviteLink, Study
 from lib.ratelimit import hit
-from .selection import SelectionError, open_study
+from .selection import SelectionError, close_study, open_study
 
 INVITE_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")  # InviteLink.token: token_urlsafe(24)
 ANSWERS = (  # (value posted, keyboard shortcut, label); shortcuts stay fixed whatever the study allows
@@ -390,8 +390,11 @@ def study_open(request, slug):
 @require_POST
 def study_close(request, slug):
     study = get_object_or_404(Study, slug=slug)
-    Study.objects.filter(pk=study.pk).update(status=Study.Status.CLOSED)
-    messages.success(request, "Study closed: annotators get no new items.")
+    if close_study(study):
+        messages.success(request, "Study closed: annotators get no new items. The final leaderboard is computed and "
+                         "released to the public (if the leaderboard is public).")
+    else:
+        messages.error(request, "The study is not open.")
     return redirect("annotations:study_detail", slug=slug)
 
 

@@ -133,6 +133,7 @@ class StudySerializer(serializers.ModelSerializer):
         fields = ("slug", "name", "dataset", "systems", "status", "policy", "policy_metric", "threshold",
                   "top_fraction", "sample_size", "sample_pairs_per_unit", "votes_per_comparison", "allowed_answers",
                   "rationale", "gold_every", "quota", "too_fast_seconds", "both_bad", "leaderboard_public",
+                  "leaderboard_release", "release_every_hours", "release_min_votes",
                   "created_at", "opened_at", "progress", "url")
 
     def get_progress(self, obj) -> ProgressSerializer:

@@ -5,6 +5,7 @@ from django.shortcuts import render
 from django.views.defaults import page_not_found
 
 from annotations.models import Study
+from ranking.presenters import public_studies
 
 
 def studies_for_annotator(user):
@@ -17,15 +18,15 @@ def studies_for_annotator(user):
 
 
 def home(request):
-    """Staff see every open study by name; annotators only theirs, by slug (names may reveal models)."""
+    """Staff see every open study by name; annotators only theirs, as numbered tasks (a name or slug may
+    reveal models), and no leaderboard of an open study they judge (ranking.presenters.public_studies)."""
     if request.user.is_staff:
         studies = Study.objects.filter(status=Study.Status.OPEN).order_by("slug")
     elif request.user.is_authenticated:
         studies = studies_for_annotator(request.user)
     else:
         studies = Study.objects.none()
-    public = Study.objects.filter(leaderboard_public=True).exclude(status=Study.Status.DRAFT).order_by("slug")
-    return render(request, "home.html", {"studies": studies, "public_studies": public})
+    return render(request, "home.html", {"studies": studies, "public_studies": public_studies(request.user)})
 
 
 def healthz(request):

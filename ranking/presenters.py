@@ -1,20 +1,25 @@
 """What the leaderboard page, its JSON twin and the REST API show, built from stored snapshots.
 
-The numbers come from `LeaderboardSnapshot` rows written by the recompute task; this module only reads
-them (computing them on the spot when a method's snapshot does not exist yet), decides who may see a
-study's leaderboard, and reshapes the four methods' payloads into one row per system for the page. A
-method that could not rank the votes keeps its error message: nothing here ever fills in a number.
+Staff see the live numbers: `LeaderboardSnapshot` rows written by the recompute task (computed on the
+spot when a method's snapshot does not exist yet). The public sees only `LeaderboardRelease` copies,
+and an annotator never sees a board of an open study they may still vote in (blinding: see
+`ranking.services` and docs/security.md). This module decides who sees what and reshapes the four
+methods' payloads into one row per system for the page. A method that could not rank the votes keeps
+its error message: nothing here ever fills in a number.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 
-from annotations.models import Comparison, Study, Vote
+from django.utils.dateparse import parse_datetime
 
-from .models import LeaderboardSnapshot
+from annotations.auth import judges
+from annotations.models import Comparison, Study
+
+from .models import LeaderboardRelease, LeaderboardSnapshot
 from .ratings import DEFAULT_INITIAL, METHOD_TITLES
-from .services import SNAPSHOT_METHODS, refresh_snapshots
+from .services import SNAPSHOT_METHODS, counted_votes, latest_release, refresh_snapshots
 
 PUBLIC_STATUSES = (Study.Status.OPEN, Study.Status.CLOSED)
 # The method whose order and rank head the table; the next ones stand in when it has an error.
@@ -23,16 +28,35 @@ WEIGHTED_OF = {"elo": "weighted_elo", "bt": "weighted_bt"}
 
 
 def is_public(study: Study) -> bool:
+    """Published by staff and out of draft: its releases (never its live standings) are public."""
     return study.leaderboard_public and study.status in PUBLIC_STATUSES
 
 
+def public_release(study: Study, user=None) -> LeaderboardRelease | None:
+    """The release this visitor may see, or None: nothing before the first release, and nothing of an
+    open study to an annotator who may still vote in it (blinding, docs/security.md)."""
+    if not is_public(study):
+        return None
+    if user is not None and study.status == Study.Status.OPEN and judges(user, study):
+        return None
+    return latest_release(study)
+
+
 def can_view(study: Study, user) -> bool:
-    """The public sees published leaderboards of open or closed studies; staff see every study's."""
-    return is_public(study) or bool(getattr(user, "is_staff", False))
+    """Staff see every study's live standings; everybody else only a public study's latest release."""
+    if getattr(user, "is_staff", False):
+        return True
+    return public_release(study, user) is not None
 
 
-def public_studies():
-    return Study.objects.filter(leaderboard_public=True, status__in=PUBLIC_STATUSES).order_by("name", "slug")
+def public_studies(user=None):
+    """Studies with a public release, except open ones the signed-in annotator judges."""
+    studies = (Study.objects.filter(leaderboard_public=True, status__in=PUBLIC_STATUSES,
+                                    leaderboard_releases__isnull=False).distinct().order_by("name", "slug"))
+    if user is not None and getattr(user, "is_authenticated", False) and not user.is_staff:
+        judged = [s.pk for s in studies if s.status == Study.Status.OPEN and judges(user, s)]
+        studies = studies.exclude(pk__in=judged)
+    return studies
 
 
 def study_snapshots(study: Study) -> dict[str, LeaderboardSnapshot]:
@@ -53,10 +77,42 @@ def method_payload(snapshot: LeaderboardSnapshot) -> dict:
 
 
 def leaderboard_payload(study: Study, snapshots: dict[str, LeaderboardSnapshot] | None = None) -> dict:
-    """`{"study": slug, "methods": {method: payload or {"error": message}}}` for the JSON endpoint and the API."""
+    """The live standings, for staff (the JSON endpoint and the API):
+    `{"study": slug, "methods": {method: payload or {"error": message}}}`."""
     snapshots = snapshots if snapshots is not None else study_snapshots(study)
     return {"study": study.slug,
             "methods": {method: method_payload(snapshots[method]) for method in SNAPSHOT_METHODS}}
+
+
+def release_payload(release: LeaderboardRelease) -> dict:
+    """What the public JSON shows: one release, frozen."""
+    return {"study": release.study.slug, "released_at": release.released_at.isoformat(),
+            "reason": release.reason, "votes_counted": release.votes_counted,
+            "methods": {method: release.payload.get(method, {"error": "not computed yet"})
+                        for method in SNAPSHOT_METHODS}}
+
+
+@dataclass
+class Board:
+    """One method's numbers as the page shows them, from a live snapshot or from a release."""
+
+    payload: dict
+    votes_used: int
+    computed_at: object
+
+
+def live_boards(study: Study) -> dict[str, Board]:
+    snapshots = study_snapshots(study)
+    return {m: Board(method_payload(s), s.votes_used, s.computed_at) for m, s in snapshots.items()}
+
+
+def released_boards(release: LeaderboardRelease) -> dict[str, Board]:
+    boards = {}
+    for method in SNAPSHOT_METHODS:
+        payload = release.payload.get(method, {"error": "not computed yet"})
+        computed = parse_datetime(payload.get("computed_at", "")) or release.released_at
+        boards[method] = Board(payload, payload.get("votes_used", 0), computed)
+    return boards
 
 
 # --- The page ------------------------------------------------------------------------------------
@@ -160,16 +216,17 @@ def _finite(value):
     return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def page_context(study: Study) -> dict:
-    """Everything the leaderboard template and its charts need."""
-    snapshots = study_snapshots(study)
-    payloads = {method: method_payload(snapshots[method]) for method in SNAPSHOT_METHODS}
+def page_context(study: Study, release: LeaderboardRelease | None = None) -> dict:
+    """Everything the leaderboard template and its charts need: from `release` when the visitor is the
+    public, from the live snapshots for staff (`release=None`)."""
+    boards = released_boards(release) if release is not None else live_boards(study)
+    payloads = {method: boards[method].payload for method in SNAPSHOT_METHODS}
     methods = {}
     for method in SNAPSHOT_METHODS:
-        snapshot, payload = snapshots[method], payloads[method]
+        board, payload = boards[method], payloads[method]
         methods[method] = MethodInfo(
             method=method, title=METHOD_TITLES[method], error=payload.get("error", ""),
-            votes_used=snapshot.votes_used, rounds=payload.get("rounds", 0), computed_at=snapshot.computed_at,
+            votes_used=board.votes_used, rounds=payload.get("rounds", 0), computed_at=board.computed_at,
             notes=payload.get("notes", []),
         )
 
@@ -219,13 +276,12 @@ def page_context(study: Study) -> dict:
     weighted_failed = not (methods["weighted_elo"].ok and methods["weighted_bt"].ok)
     no_separability = weighted_failed and not Comparison.objects.filter(
         study=study, separability__isnull=False).exists()
-    counted = Vote.objects.filter(study=study, excluded=False, comparison__is_gold=False)
-    if study.both_bad == Study.BothBad.DROP:
-        counted = counted.exclude(winner=Vote.Winner.BOTH_BAD)
     used = max((info.votes_used for info in methods.values() if info.ok), default=0)
     return {
         "study": study,
         "public": is_public(study),
+        "release": release,
+        "public_release": latest_release(study) if release is None else release,
         "methods": methods,
         "primary": methods[primary] if primary else None,
         "rows": [rows[name] for name in order],
@@ -234,6 +290,6 @@ def page_context(study: Study) -> dict:
         "show_elo_chart": methods["elo"].ok or methods["weighted_elo"].ok,
         "show_bt_chart": methods["bt"].ok or methods["weighted_bt"].ok,
         "no_separability": no_separability,
-        "votes_counted_now": counted.count(),
+        "votes_counted_now": release.votes_counted if release is not None else counted_votes(study),
         "votes_used": used,
     }

@@ -15,7 +15,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .models import LeaderboardSnapshot, RatingState
+from .models import LeaderboardRelease, LeaderboardSnapshot, RatingState
 from .ratings import (DEFAULT_INITIAL, RatingError, compute_leaderboard, elo, elo_update, factorize_systems,
                       scores_from_winners)
 
@@ -200,3 +200,58 @@ def release_recompute_slot(study_id: int) -> None:
         cache.delete(f"leaderboard-recompute:{study_id}")
     except Exception:  # noqa: BLE001
         log.warning("cache unavailable while releasing the recompute slot of study %s", study_id)
+
+
+# --- what the public sees ------------------------------------------------------------------------------
+# Blinding (docs/security.md): a public board that moves after each vote tells the annotator who cast it
+# which system was behind the side they chose. The public therefore reads only releases: a frozen copy
+# of the snapshots, made when the study closes, or while it is open, for studies released in batches, at
+# most every `release_every_hours` and only once `release_min_votes` new votes have come in, so that any
+# one annotator's votes drown in everyone else's.
+
+
+def counted_votes(study) -> int:
+    """Votes that count for the ratings now (not excluded, not gold, both-bad per the study's rule)."""
+    from annotations.models import Study, Vote
+
+    counted = Vote.objects.filter(study=study, excluded=False, comparison__is_gold=False)
+    if study.both_bad == Study.BothBad.DROP:
+        counted = counted.exclude(winner=Vote.Winner.BOTH_BAD)
+    return counted.count()
+
+
+def latest_release(study) -> LeaderboardRelease | None:
+    return LeaderboardRelease.objects.filter(study=study).order_by("-released_at", "-id").first()
+
+
+def release_leaderboard(study, reason: str, snapshots: dict[str, LeaderboardSnapshot] | None = None,
+                        votes: int | None = None) -> LeaderboardRelease:
+    """Freeze the current snapshots as the public leaderboard."""
+    snapshots = snapshots if snapshots is not None else {
+        s.method: s for s in LeaderboardSnapshot.objects.filter(study=study)}
+    payload = {}
+    for method in SNAPSHOT_METHODS:
+        snapshot = snapshots.get(method)
+        if snapshot is None or snapshot.error or not snapshot.payload.get("ratings"):
+            payload[method] = {"error": (snapshot.error if snapshot is not None and snapshot.error
+                                         else "not computed yet")}
+        else:
+            payload[method] = {**snapshot.payload, "computed_at": snapshot.computed_at.isoformat(),
+                               "votes_used": snapshot.votes_used}
+    return LeaderboardRelease.objects.create(
+        study=study, released_at=timezone.now(), reason=reason, payload=payload,
+        votes_counted=counted_votes(study) if votes is None else votes)
+
+
+def batch_release_due(study, votes: int, now=None) -> bool:
+    """Whether an open study released in batches may publish now: cadence and minimum batch both met."""
+    from annotations.models import Study
+
+    if study.status != Study.Status.OPEN or study.leaderboard_release != Study.Release.BATCHES:
+        return False
+    last = latest_release(study)
+    if last is None:
+        return votes >= study.release_min_votes
+    now = now or timezone.now()
+    waited = (now - last.released_at).total_seconds() >= study.release_every_hours * 3600
+    return waited and votes - last.votes_counted >= study.release_min_votes

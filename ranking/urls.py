@@ -9,4 +9,5 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("<slug:slug>/", views.study_leaderboard, name="study"),
     path("<slug:slug>.json", views.study_leaderboard_json, name="study_json"),
+    path("<slug:slug>/release/", views.release_now, name="release"),
 ]

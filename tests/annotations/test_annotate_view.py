@@ -221,3 +221,13 @@ def test_done_page_before_quota_offers_to_continue_without_code(blind_study):
 def test_staff_can_preview_the_page(blind_study, staff_client):
     response = staff_client.get("/s/blind/")
     assert response.status_code == 200 and "Response A" in response.content.decode()
+
+
+def test_instructions_load_nothing_from_other_sites(blind_study):
+    """A remote image in the instructions would tell its host every annotator's address."""
+    Study.objects.filter(pk=blind_study.pk).update(instructions=(
+        "Read carefully. ![logo](https://tracker.example/pixel.png) ![also](//tracker.example/p.png) "
+        '<img src="http://tracker.example/x.gif"> ![ours](/static/img/example.png)'))
+    html = invited_client(blind_study).get("/s/blind/").content.decode()
+    assert "tracker.example" not in html
+    assert 'src="/static/img/example.png"' in html

@@ -27,7 +27,8 @@ def form_data(base, **overrides):
         "sample_pairs_per_unit": 1, "votes_per_comparison": 3, "lease_seconds": 600, "quota": 20,
         "allow_tie": "on", "allow_both_bad": "on", "both_bad": "tie", "rationale": "off", "gold_every": 0,
         "too_fast_seconds": 3, "prolific_study_id": "", "prolific_completion_code": "", "prolific_redirect_url": "",
-        "leaderboard_public": "on",
+        "leaderboard_public": "on", "leaderboard_release": "on_close", "release_every_hours": 24,
+        "release_min_votes": 200,
     }
     data.update(overrides)
     return data
@@ -164,3 +165,11 @@ def test_staff_creates_invite_links_from_the_study_page(base, staff_client):
     assert f"/invite/{invite.token}/" in staff_client.get("/studies/base/").content.decode()
     staff_client.post("/studies/base/invites/", {"max_uses": 0})
     assert InviteLink.objects.count() == 1
+
+
+def test_form_refuses_instructions_with_images_from_other_sites(staff_client):
+    from annotations.forms import _remote_images
+
+    assert _remote_images("![a](https://tracker.example/p.png) ![b](/static/x.png) <img src='//t.example/q'>") == [
+        "https://tracker.example/p.png", "//t.example/q"]
+    assert _remote_images("no images, a [link](https://example.org)") == []

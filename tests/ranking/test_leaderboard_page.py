@@ -9,7 +9,7 @@ import pytest
 from annotations.models import Study
 from ranking.models import LeaderboardSnapshot
 from ranking.presenters import leaderboard_payload
-from ranking.services import refresh_snapshots
+from ranking.services import refresh_snapshots, release_leaderboard
 
 from .test_incremental_elo import add_vote, make_study
 
@@ -41,10 +41,10 @@ def row_of(html: str, system: str) -> str:
     return next(r for r in table_rows(html) if f'<th scope="row" class="system">{system}</th>' in r)
 
 
-def test_page_shows_every_column_and_marks_rank_changes(client):
+def test_page_shows_every_column_and_marks_rank_changes(staff_client):
     study = weighting_flips_study()
     assert not LeaderboardSnapshot.objects.filter(study=study).exists()  # computed on the spot
-    response = client.get(f"/leaderboard/{study.slug}/")
+    response = staff_client.get(f"/leaderboard/{study.slug}/")
     assert response.status_code == 200
     html = response.content.decode()
     assert LeaderboardSnapshot.objects.filter(study=study).count() == 4
@@ -86,38 +86,38 @@ def test_page_shows_every_column_and_marks_rank_changes(client):
     assert "100 bootstrap rounds" in html and "100 votes" in html and "computed" in html
 
 
-def test_method_errors_are_shown_instead_of_numbers(client):
+def test_method_errors_are_shown_instead_of_numbers(staff_client):
     study = make_study("no-separability", systems=("alpha", "beta"))
     for i in range(6):
         add_vote(study, "alpha", "beta", "x" if i % 3 else "y", instance=i % 5, separability=None, apply=False)
-    html = client.get(f"/leaderboard/{study.slug}/").content.decode()
+    html = staff_client.get(f"/leaderboard/{study.slug}/").content.decode()
     assert "Separability-weighted Elo: not available." in html
     assert "Every vote has weight 0" in html and "No comparison in this study has a separability score" in html
     assert "Weighted Elo</th>" not in html and "Weighted Bradley-Terry (95% CI)</th>" not in html
     assert ">Elo</th>" in html  # the plain methods still show
 
-    payload = client.get(f"/leaderboard/{study.slug}.json").json()
+    payload = staff_client.get(f"/leaderboard/{study.slug}.json").json()
     assert payload["methods"]["weighted_elo"] == {
         "error": "every vote has weight 0: weighted ratings carry no information"}
     assert "ratings" in payload["methods"]["elo"]
 
 
-def test_disconnected_votes_give_a_message_and_no_table(client):
+def test_disconnected_votes_give_a_message_and_no_table(staff_client):
     study = make_study("islands")
     add_vote(study, "alpha", "beta", "x", separability=0.5, apply=False)
     add_vote(study, "gamma", "delta", "x", separability=0.5, apply=False)
-    html = client.get(f"/leaderboard/{study.slug}/").content.decode()
+    html = staff_client.get(f"/leaderboard/{study.slug}/").content.decode()
     assert "disconnected groups" in html
     assert '<table class="leaderboard">' not in html and "bt-chart" not in html
     assert "No ranking can be computed" in html
-    payload = client.get(f"/leaderboard/{study.slug}.json").json()
+    payload = staff_client.get(f"/leaderboard/{study.slug}.json").json()
     assert all(set(method) == {"error"} for method in payload["methods"].values())
 
 
-def test_json_endpoint_shape(client):
+def test_json_endpoint_shape(staff_client):
     study = weighting_flips_study()
     refresh_snapshots(study, rounds=20)
-    response = client.get(f"/leaderboard/{study.slug}.json")
+    response = staff_client.get(f"/leaderboard/{study.slug}.json")
     assert response.status_code == 200 and response["Content-Type"] == "application/json"
     payload = response.json()
     assert payload["study"] == study.slug
@@ -153,19 +153,28 @@ def test_unpublished_leaderboards_are_404_except_for_staff(client, django_user_m
     assert study.name in client.get("/leaderboard/").content.decode()
 
 
-def test_closed_studies_stay_public_and_the_index_lists_them(client):
+def test_released_studies_are_public_and_the_index_lists_them(client):
     open_study = weighting_flips_study("open-one")
     closed = make_study("closed-one", systems=("alpha", "beta"), status=Study.Status.CLOSED)
     add_vote(closed, "alpha", "beta", "x", apply=False)
+    unreleased = weighting_flips_study("not-yet")
+    for study in (open_study, closed):
+        release_leaderboard(study, "staff", refresh_snapshots(study, rounds=10))
     index = client.get("/leaderboard/").content.decode()
     assert f'href="/leaderboard/{open_study.slug}/"' in index and f'href="/leaderboard/{closed.slug}/"' in index
+    assert f'href="/leaderboard/{unreleased.slug}/"' not in index
     assert client.get(f"/leaderboard/{closed.slug}/").status_code == 200
+    assert client.get(f"/leaderboard/{unreleased.slug}/").status_code == 404
+
+    payload = client.get(f"/leaderboard/{open_study.slug}.json").json()
+    assert set(payload) == {"study", "released_at", "reason", "votes_counted", "methods"}
+    assert payload["votes_counted"] == 100 and payload["methods"]["bt"]["ratings"][0]["system"] == "beta"
 
 
-def test_system_names_are_escaped(client):
+def test_system_names_are_escaped(staff_client):
     evil = '<script>alert("x")</script>'
     study = weighting_flips_study("escaping", names=(evil, "beta & co", "gamma"))
-    html = client.get(f"/leaderboard/{study.slug}/").content.decode()
+    html = staff_client.get(f"/leaderboard/{study.slug}/").content.decode()
     assert evil not in html
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
     assert "beta &amp; co" in html

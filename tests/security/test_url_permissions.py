@@ -11,6 +11,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from annotations.models import AnnotatorProfile, InviteLink, Study, Vote
 from dashboard.models import ExportJob
+from ranking.services import release_leaderboard
 from separability.models import SeparabilityRun
 from tests.annotations.test_queue import make_study
 
@@ -59,8 +60,10 @@ TABLE = {
     "api:schema": ("/api/schema/", {ANON: OK, ANNOTATOR: OK, STAFF: OK}),
     "api:docs": ("/api/docs/", {ANON: OK, ANNOTATOR: OK, STAFF: OK}),
     "ranking:index": ("/leaderboard/", {ANON: OK, ANNOTATOR: OK, STAFF: OK}),
-    "ranking:study": ("/leaderboard/{study}/", {ANON: OK, ANNOTATOR: OK, STAFF: OK}),
-    "ranking:study_json": ("/leaderboard/{study}.json", {ANON: OK, ANNOTATOR: OK, STAFF: OK}),
+    # The world's study is released; its annotator judges it while it is open, so sees no board of it.
+    "ranking:study": ("/leaderboard/{study}/", {ANON: OK, ANNOTATOR: 404, STAFF: OK}),
+    "ranking:study_json": ("/leaderboard/{study}.json", {ANON: OK, ANNOTATOR: 404, STAFF: OK}),
+    "ranking:release": ("/leaderboard/{study}/release/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: NOT_ALLOWED}),
     "annotations:annotate": ("/s/{study}/", {ANON: LOGIN, ANNOTATOR: OK, STAFF: OK}),
     "annotations:vote": ("/s/{study}/vote/", {ANON: NOT_ALLOWED, ANNOTATOR: NOT_ALLOWED, STAFF: NOT_ALLOWED}),
     "annotations:done": ("/s/{study}/done/", {ANON: LOGIN, ANNOTATOR: OK, STAFF: OK}),
@@ -90,6 +93,7 @@ STATE_CHANGING = [
     ("/studies/{study}/close/", STAFF),
     ("/studies/{study}/invites/", STAFF),
     ("/studies/{study}/invites/{invite_pk}/toggle/", STAFF),
+    ("/leaderboard/{study}/release/", STAFF),
     ("/s/{study}/enter/", ANNOTATOR),
     ("/r/{reentry}/", ANNOTATOR),
     ("/dashboard/datasets/{dataset}/separability/run/", STAFF),
@@ -131,6 +135,7 @@ def world(db):
     invite.studies.add(study)
     annotator.annotator.invite = invite
     annotator.annotator.save()
+    release_leaderboard(study, "staff")
     run = SeparabilityRun.objects.create(dataset=study.dataset, total=3)
     job = ExportJob.objects.create(study=study, format=ExportJob.Format.CSV)  # queued: no file to download yet
     return {"study": study.slug, "dataset": study.dataset.slug, "invite": invite.token, "run": run.pk,

@@ -101,7 +101,7 @@ class Command(BaseCommand):
         self.describe(study, "PandaLM instruction following (human test set)", demo.PANDALM_SOURCE)
         generations = {(g.instance.external_id, g.system.name, g.sample_index): g
                        for g in Generation.objects.filter(instance__dataset=dataset).select_related("instance", "system")}
-        already = set(Vote.objects.filter(study=study).values_list("comparison_id", "annotator__username"))
+        already = set(Vote.objects.filter(study=study).values_list("comparison_id", "annotator_id"))
         annotators = [get_or_create_imported_annotator(study, f"annotator{i}", summary) for i in (1, 2, 3)]
         now = timezone.now()
         for item in items:
@@ -111,7 +111,7 @@ class Command(BaseCommand):
             comparison, was_created = get_or_create_comparison(study, gen_a, gen_b)
             summary.comparisons_created += was_created
             for annotator, label in zip(annotators, item.labels):
-                if (comparison.pk, annotator.username) in already:
+                if (comparison.pk, annotator.pk) in already:
                     continue
                 winner = "tie" if label == "tie" else ("a" if (label == "first") != swapped else "b")
                 store_historical_vote(comparison, annotator, winner, now)
@@ -126,10 +126,19 @@ class Command(BaseCommand):
             say(f"separability for {slug}: {run.status}, {run.done}/{run.total} instances")
 
     def rebuild_ratings(self, studies):
-        from ranking.services import rebuild_study_ratings
+        """Rate the historical votes and release them as the public leaderboard. The demo studies are
+        released in batches (Study.Release.BATCHES): what newcomers vote appears publicly only with the
+        next batch, never vote by vote."""
+        from ranking.services import latest_release, rebuild_study_ratings, release_leaderboard
 
         for slug in studies:
-            rebuild_study_ratings(Study.objects.get(slug=slug))
+            study = Study.objects.get(slug=slug)
+            if study.leaderboard_release != Study.Release.BATCHES:
+                study.leaderboard_release = Study.Release.BATCHES
+                study.save(update_fields=["leaderboard_release"])
+            snapshots = rebuild_study_ratings(study)
+            if latest_release(study) is None:
+                release_leaderboard(study, "staff", snapshots)
 
     @transaction.atomic
     def ensure_staff(self, password):

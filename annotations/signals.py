@@ -1,0 +1,6 @@
+"""Signals the annotations app sends so that apps above it (ranking, dashboard) can act on its events
+without annotations importing them: dependencies run upward only."""
+from django.dispatch import Signal
+
+# A study stopped taking votes (sent after the transaction that closed it commits); kwargs: study.
+study_closed = Signal()
