@@ -47,6 +47,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Early: a NUL anywhere in the request is a 400 before any view, static file or session lookup sees it.
+    "lib.middleware.RequestHygieneMiddleware",
+    # Outside everything below, so its headers land on every response those produce (lib/middleware.py).
+    "lib.middleware.ResponseHardeningMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -212,6 +216,22 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Sent on every HTML page by lib.middleware.ResponseHardeningMiddleware. No inline scripts or <style>
+# elements anywhere (htmx is told not to inject its indicator style: templates/base.html); style
+# *attributes* stay allowed because progress bars and heatmap cells get their width and colour that way.
+CONTENT_SECURITY_POLICY_DIRECTIVES = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "style-src-attr": ["'unsafe-inline'"],
+    "img-src": ["'self'", "data:"],
+    "connect-src": ["'self'"],
+    "font-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'none'"],
+    "frame-ancestors": ["'none'"],
+    "form-action": ["'self'"],
+}
 
 LOG_FORMAT = env("LOG_FORMAT", default="json" if PRODUCTION else "plain")
 LOGGING = {
