@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from .models import LeaderboardRelease, LeaderboardSnapshot, RatingState
 from .ratings import (DEFAULT_INITIAL, RatingError, compute_leaderboard, elo, elo_update, factorize_systems,
-                      scores_from_winners)
+                      scores_from_winners, separability_weight)
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +25,6 @@ ELO_METHODS = (RatingState.Method.ELO, RatingState.Method.WEIGHTED_ELO)
 SNAPSHOT_METHODS = ("elo", "weighted_elo", "bt", "weighted_bt")
 RECOMPUTE_DEBOUNCE_SECONDS = 5
 BOOTSTRAP_ROUNDS = 100
-
-
-def separability_weight(separability: float | None) -> float:
-    """w = clip(normalised separability, 0, 1); a unit without separability carries no weight."""
-    if separability is None:
-        return 0.0
-    return min(max(separability, 0.0), 1.0)
 
 
 def score_of(winner: str, both_bad: str) -> float | None:

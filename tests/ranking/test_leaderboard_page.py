@@ -86,20 +86,19 @@ def test_page_shows_every_column_and_marks_rank_changes(staff_client):
     assert "100 bootstrap rounds" in html and "100 votes" in html and "computed" in html
 
 
-def test_method_errors_are_shown_instead_of_numbers(staff_client):
+def test_without_separability_the_weighted_boards_are_the_plain_ones_and_say_so(staff_client):
+    """Weighted boards used to vanish ("every vote has weight 0") without separability; with the weight
+    floor they rank every system and say they equal the plain boards (docs/leaderboards.md)."""
     study = make_study("no-separability", systems=("alpha", "beta"))
     for i in range(6):
         add_vote(study, "alpha", "beta", "x" if i % 3 else "y", instance=i % 5, separability=None, apply=False)
     html = staff_client.get(f"/leaderboard/{study.slug}/").content.decode()
-    assert "Separability-weighted Elo: not available." in html
-    assert "Every vote has weight 0" in html and "No comparison in this study has a separability score" in html
-    assert "Weighted Elo</th>" not in html and "Weighted Bradley-Terry (95% CI)</th>" not in html
-    assert ">Elo</th>" in html  # the plain methods still show
+    assert "not available" not in html
+    assert "weights are all the floor, the weighted board is the plain one" in html
+    assert ">Elo</th>" in html and "Weighted Elo</th>" in html
 
     payload = staff_client.get(f"/leaderboard/{study.slug}.json").json()
-    assert payload["methods"]["weighted_elo"] == {
-        "error": "every vote has weight 0: weighted ratings carry no information"}
-    assert "ratings" in payload["methods"]["elo"]
+    assert payload["methods"]["weighted_elo"]["ratings"] == payload["methods"]["elo"]["ratings"]
 
 
 def test_disconnected_votes_give_a_message_and_no_table(staff_client):
