@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev env chromium migrate demo serve bench clean
+.PHONY: run test install install-dev env chromium migrate demo serve bench clean screenshots
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ test: install-dev env chromium
 	  export CELERY_BROKER_URL=redis://127.0.0.1:6379/12 REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/13}; fi; \
 	echo "make test: database $${DATABASE_URL:-SQLite (no PostgreSQL: its tests will fail)}, broker $${CELERY_BROKER_URL:-none (no Redis: its tests will fail)}"; \
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The README's screenshots, from the browser tests (make test writes them to a temporary folder instead).
+screenshots: install-dev env chromium
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(VENV)/bin/pytest -q tests/annotations/test_browser.py tests/dashboard/test_dashboard_browser.py
 
 bench: install-dev env
 	$(PY) bench/separability.py

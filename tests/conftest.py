@@ -218,3 +218,12 @@ def staff_user(django_user_model):
 def staff_client(client, staff_user):
     client.force_login(staff_user)
     return client
+
+
+@pytest.fixture
+def screenshots(tmp_path) -> Path:
+    """Where browser tests save their screenshots: docs/screenshots/ under `make screenshots`
+    (SCREENSHOTS_DIR set), otherwise a temporary folder, so that `make test` leaves the tree clean."""
+    target = Path(os.environ["SCREENSHOTS_DIR"]) if os.environ.get("SCREENSHOTS_DIR") else tmp_path / "screenshots"
+    target.mkdir(parents=True, exist_ok=True)
+    return target

@@ -4,7 +4,7 @@ separability run's progress update live (htmx polling) on the dataset's separabi
 
 Separability here is the cheap ROUGE-1 metric computed by the engine directly, so this test needs no
 model; tests/dashboard/test_paper_consistency.py covers the BERTScore path.
-Also writes docs/screenshots/dashboard.png and docs/screenshots/separability.png.
+Its screenshots become docs/screenshots/dashboard.png and separability.png under `make screenshots`.
 """
 import csv
 import io
@@ -26,8 +26,6 @@ os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs/screenshots"
 PAPER = demo.PAPER_DEMOS[1]
 
 # True when the canvas has a size and differs from a blank canvas of the same size.
@@ -100,7 +98,7 @@ def assert_every_canvas_drawn(page, at_least):
         assert canvas.evaluate(CANVAS_DRAWN), f"{canvas.get_attribute('data-chart')} is blank"
 
 
-def test_dashboard_plots_export_and_live_run_progress(page, live_server, study_with_separability):
+def test_dashboard_plots_export_and_live_run_progress(page, live_server, study_with_separability, screenshots):
     from separability.models import SeparabilityRun
 
     study = study_with_separability
@@ -112,8 +110,7 @@ def test_dashboard_plots_export_and_live_run_progress(page, live_server, study_w
     assert_every_canvas_drawn(page, at_least=5)
     assert page.locator("#krippendorff-alpha").inner_text() not in ("", "—")
     assert page.locator("#annotator-table tbody tr").count() > 3
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "dashboard.png"), full_page=True)
 
     with page.expect_download() as download_info:
         page.locator("#export-csv").click()
@@ -131,7 +128,7 @@ def test_dashboard_plots_export_and_live_run_progress(page, live_server, study_w
     assert "10 / 50 instances" in run_box.inner_text()
     assert page.locator("#start-run").is_disabled()
     assert page.locator(".unit").first.locator("tbody tr").count() == 5  # all k samples, side by side
-    page.screenshot(path=str(SCREENSHOTS / "separability.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "separability.png"), full_page=True)
     SeparabilityRun.objects.filter(pk=running.pk).update(done=50, chunks_done=[0, 1, 2, 3, 4], status="done")
     page.wait_for_function(f"document.querySelector('#run-{running.pk} .run-counts').textContent.includes('50 / 50')",
                            timeout=8_000)
