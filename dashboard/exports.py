@@ -6,10 +6,11 @@ pseudonym (`AnnotatorProfile.pseudonym`), never their username.
 """
 from __future__ import annotations
 
-import csv
 import io
 import json
 from typing import Iterable, Iterator
+
+from lib import csvsafe
 
 # Exports of more votes than this run as a background task (dashboard.tasks.run_export) and are
 # downloaded when ready; smaller ones stream straight to the browser.
@@ -128,10 +129,11 @@ def _csv_value(value):
 
 
 def iter_csv(records: Iterable[dict], fields: Iterable[str] = VOTE_FIELDS) -> Iterator[str]:
-    """CSV text in chunks: the header, then one chunk per 500 records."""
+    """CSV text in chunks: the header, then one chunk per 500 records. Text cells that a spreadsheet would
+    run as a formula (a rationale starting with '=') are escaped: lib.csvsafe says how and why."""
     fields = list(fields)
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csvsafe.writer(buffer)
     writer.writerow(fields)
     for count, record in enumerate(records, start=1):
         writer.writerow([_csv_value(record.get(f)) for f in fields])
