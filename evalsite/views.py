@@ -1,4 +1,6 @@
 """Site-wide pages that belong to no app: the home page and the health check."""
+import uuid
+
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import render
@@ -29,8 +31,28 @@ def home(request):
     return render(request, "home.html", {"studies": studies, "public_studies": public_studies(request.user)})
 
 
+def check_cache() -> str:
+    """Write a key and read it back. The cache holds the rate-limit windows, so one that answers but
+    keeps nothing is as broken as one that does not answer."""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    cache = caches["default"]
+    key = f"healthz:{uuid.uuid4().hex}"
+    try:
+        cache.set(key, "ok", timeout=30)
+        value = cache.get(key)
+        cache.delete(key)
+    except Exception as exc:  # noqa: BLE001 - any failure is reported, not raised
+        return f"error: {exc.__class__.__name__}"
+    if value != "ok":
+        return "error: a value written was not read back"
+    # Said plainly: local memory is per process, so gunicorn's workers do not share rate limits.
+    return "ok (local memory)" if isinstance(cache, LocMemCache) else "ok"
+
+
 def healthz(request):
-    """Database and broker reachability; 200 when both answer (or the broker is the embedded one)."""
+    """Database, cache and broker reachability; 200 when all answer (or the broker is the embedded one)."""
     from django.conf import settings
 
     checks = {}
@@ -40,6 +62,7 @@ def healthz(request):
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure is reported, not raised
         checks["database"] = f"error: {exc.__class__.__name__}"
+    checks["cache"] = check_cache()
     if settings.CELERY_BROKER_URL:
         try:
             from evalsite.celery import app

@@ -5,6 +5,9 @@ rate limit fails open, the leaderboard recompute cannot be queued and is skipped
 check says the broker is gone. Redis comes back empty (no persistence: the recompute queued before
 the crash is lost with it); a worker is started, the next vote queues a recompute, and the stored
 leaderboard catches up with every vote, including those cast during the outage.
+
+The health check writes a key to the cache and reads it back: 503 with the cache's error while Redis is
+gone or was never reachable, "ok" with Redis, "ok (local memory)" with the embedded cache.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from ranking.models import LeaderboardSnapshot, RatingState
 from tests.annotations.test_queue import make_study
 from tests.conftest import WorkerProcess
 
-from .conftest import Annotator, SiteServer, wait_until
+from .conftest import Annotator, SiteServer, free_port, wait_until
 
 pytestmark = [pytest.mark.services, pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
 
@@ -98,6 +101,7 @@ def test_votes_are_stored_while_redis_is_down_and_the_leaderboard_catches_up_aft
         statuses = Counter((phase, status) for phase, status, _ in voters.log)
         assert {status for _, status in statuses} == {200}, f"every answer was acknowledged: {statuses}"
         assert health.status_code == 503 and health.json()["checks"]["broker"].startswith("error")
+        assert health.json()["checks"]["cache"].startswith("error: "), health.json()
 
         votes = Vote.objects.filter(study=study)
         acknowledged = [token for _, _, token in voters.log]
@@ -123,3 +127,38 @@ def test_votes_are_stored_while_redis_is_down_and_the_leaderboard_catches_up_aft
         if worker is not None:
             worker.stop()
         site.stop()
+
+
+def redis_cache(url: str) -> dict:
+    return {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url,
+                        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
+
+
+def health(client):
+    response = client.get("/healthz")
+    return response.status_code, response.json()["checks"]
+
+
+def test_health_check_fails_when_the_cache_redis_is_unreachable(settings, client):
+    settings.CELERY_BROKER_URL = ""  # the embedded broker: only the cache is in question here
+    settings.CACHES = redis_cache(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    status, checks = health(client)
+    assert status == 503 and checks["database"] == "ok"
+    assert checks["cache"].startswith("error: "), checks
+
+
+def test_health_check_follows_the_cache_redis_down_and_up(settings, client, own_redis):
+    settings.CELERY_BROKER_URL = ""
+    settings.CACHES = redis_cache(own_redis.url(1))
+    assert health(client) == (200, {"database": "ok", "cache": "ok", "broker": "embedded (eager tasks)"})
+    own_redis.kill()
+    status, checks = health(client)
+    assert status == 503 and checks["cache"].startswith("error: "), checks
+    own_redis.start()  # same port, empty
+    assert health(client)[0] == 200
+
+
+def test_health_check_names_the_local_memory_cache(settings, client):
+    settings.CELERY_BROKER_URL = ""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    assert health(client) == (200, {"database": "ok", "cache": "ok (local memory)", "broker": "embedded (eager tasks)"})
