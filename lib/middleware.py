@@ -106,9 +106,16 @@ class ResponseHardeningMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if response.get("Content-Type", "").startswith("text/html") and "Content-Security-Policy" not in response:
+        if self._wants_policy(response):
             response["Content-Security-Policy"] = self.policy
         if _is_download(response) or _is_authenticated(request):
             # Replaces whatever a view set (e.g. never_cache's longer form): nothing private is stored.
             response["Cache-Control"] = "no-store, private"
         return response
+
+    @staticmethod
+    def _wants_policy(response: HttpResponse) -> bool:
+        if not response.get("Content-Type", "").startswith("text/html") or "Content-Security-Policy" in response:
+            return False
+        # With DEBUG on, Django's own 404 and 500 pages (inline <style> and <script>) would be unreadable.
+        return not (settings.DEBUG and response.status_code in (404, 500))

@@ -3,7 +3,8 @@
 Debian's chromium (Playwright) visits, as the user each page is for: the home and sign-in pages
 (anonymous), an annotator page with an item, one vote through htmx and the done page (an invited
 annotator), and, signed in as staff, the dashboard and a study's dashboard (charts), a leaderboard with
-charts, the studies list, the admin index and the Swagger UI page. A listener installed before any
+charts, a dataset's separability page, the staff study pages, the admin index, a list, a change form and
+the import page, and the Swagger UI page. A listener installed before any
 page script records `securitypolicyviolation` events; console messages and page errors are recorded
 too. The test asserts the policy header is there and that nothing was recorded: an inline script, an
 event handler attribute, an injected <style> or an eval anywhere would show up here.
@@ -139,8 +140,14 @@ def test_no_page_breaks_the_content_security_policy(recorder, live_server):
     sign_in_as_staff(staff)
     staff.visit(f"/dashboard/studies/{voted.slug}/", ready=DASHBOARD_CHARTS_DRAWN)
     staff.visit(f"/leaderboard/{voted.slug}/", ready=LEADERBOARD_CHARTS_DRAWN)
+    staff.visit(f"/dashboard/datasets/{voted.dataset.slug}/separability/")
     staff.visit("/studies/")
+    staff.visit(f"/studies/{voted.slug}/")
+    staff.visit(f"/studies/{voted.slug}/edit/")
     staff.visit("/admin/")
+    staff.visit("/admin/annotations/vote/?winner__exact=a")
+    staff.visit(f"/admin/annotations/study/{voted.pk}/change/")
+    staff.visit("/admin/annotations/import/")
     staff.visit("/api/docs/", ready="() => document.querySelectorAll('#swagger-ui .opblock').length > 5")
 
     visited = {**anonymous.policies, **annotator.policies, **staff.policies}

@@ -74,3 +74,9 @@ def test_api_answers_to_a_token_are_not_stored_csv_included(staff_user, study):
         assert response.status_code == 200 and response["Cache-Control"] == PRIVATE, url
     # a wrong token is answered for one client too
     assert Client(HTTP_AUTHORIZATION="Token wrong").get("/api/v1/studies/")["Cache-Control"] == PRIVATE
+
+
+def test_with_debug_on_djangos_own_error_pages_go_without_the_policy(client, settings, study):
+    settings.DEBUG = True  # its technical 404 page styles itself inline
+    assert "Content-Security-Policy" not in client.get("/no-such-page/")
+    assert client.get("/")["Content-Security-Policy"] == POLICY
