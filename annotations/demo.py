@@ -1,19 +1,42 @@
 """The demo: the separability paper's two crowd batches and the PandaLM human test set.
 
-The files live in demo/data/ with their origin and licence (demo/data/README.md). PandaLM has no
-instance ids: an instance is one prompt (instruction + input); each of its items is one comparison
-judged by the same three annotators.
+The files live in demo/data/ with their origin and licence (demo/data/README.md). They are published
+datasets, copied as released, so the readers here decide deliberately what to do with their flaws
+instead of editing them:
+
+- PandaLM has no instance ids: an instance is one prompt (instruction + input), named after the `idx`
+  of its first item (`p0042`); each item is one comparison of two systems' responses, judged by the
+  same three annotators. PandaLM has one response per system and prompt (k = 1), so an instance holds
+  one sample per system. Where two items give different responses of one system to the same prompt
+  (a few prompts were generated more than once), the later item does not become a second "sample"
+  (that would make k look > 1 on k = 1 data): it opens another instance of the same prompt, named after
+  its own idx. The same happens to an item whose pair of systems the instance already compares.
+- An item whose response is empty or not a string (the release has `true` in six items and "" in 54)
+  cannot be judged by a human: it is skipped, counted and reported by `load_demo`, never converted.
+  Anything else that is wrong (a missing key, a label that is not 0, 1 or 2, a text that cannot be
+  stored) is an ImportFileError naming the file, the line the item starts on and the field.
 """
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 
-from .importers import ImportFileError, ParsedGenerations, ParsedGeneration, ParsedInstance, read_utf8_text
+from .importers import (
+    MAX_NAME_CHARS,
+    ImportFileError,
+    ParsedGeneration,
+    ParsedGenerations,
+    ParsedInstance,
+    _type_name,
+    check_text,
+    shown,
+    load_json,
+    read_utf8_text,
+)
 
 DEMO_DIR = Path(settings.BASE_DIR) / "demo" / "data"
 
@@ -47,13 +70,40 @@ PANDALM_LABELS = {0: "tie", 1: "first", 2: "second"}
 @dataclass
 class PandaLMItem:
     idx: int
-    instance_key: str
+    instance_key: str  # the system's generation in this instance is sample 0 (k = 1)
     system_1: str
     system_2: str
-    sample_1: int
-    sample_2: int
     labels: list[str]  # per annotator: "tie", "first" (response1) or "second"
     line: int
+
+
+@dataclass
+class SkippedItem:
+    idx: int
+    line: int
+    reason: str
+
+
+@dataclass
+class PandaLMData:
+    generations: ParsedGenerations
+    items: list[PandaLMItem]
+    skipped: list[SkippedItem]
+
+    def skipped_text(self) -> str:
+        """One line for `load_demo` to print, e.g. "skipped 60 of 999 items that cannot be judged: ..."."""
+        if not self.skipped:
+            return "no item skipped"
+        reasons = Counter(item.reason for item in self.skipped)
+        detail = ", ".join(f"{count} with {reason}" for reason, count in sorted(reasons.items()))
+        return (f"skipped {len(self.skipped)} of {len(self.skipped) + len(self.items)} items that cannot be "
+                f"judged: {detail}")
+
+
+RESPONSE_KEYS = ("response1", "response2")
+ANNOTATOR_KEYS = ("annotator1", "annotator2", "annotator3")
+REQUIRED_KEYS = ("idx", "cmp_key", "instruction") + RESPONSE_KEYS + ANNOTATOR_KEYS
+ITEM_KEYS = REQUIRED_KEYS + ("motivation_app", "input")
 
 
 def pandalm_prompt(item: dict) -> str:
@@ -61,35 +111,109 @@ def pandalm_prompt(item: dict) -> str:
     return f"{instruction}\n\n{extra}" if extra else instruction
 
 
-def parse_pandalm(path: Path) -> tuple[ParsedGenerations, list[PandaLMItem]]:
+def json_array_items(name: str, text: str) -> list[tuple[int, object]]:
+    """(line the element starts on, element) for each element of the JSON array that is the whole file;
+    the whole file is read first, so a syntax error anywhere is reported before any item's content."""
+    items = []
+    position = json.decoder.WHITESPACE.match(text, 0).end()
+    if text[position:position + 1] != "[":
+        raise ImportFileError(name, _line_at(text, position), "json", "the file must be a JSON array of items")
+    position = json.decoder.WHITESPACE.match(text, position + 1).end()
+    if text[position:position + 1] != "]":
+        while True:
+            line = _line_at(text, position)
+            value, position = load_json(name, line, text, position, ITEM_KEYS)
+            items.append((line, value))
+            position = json.decoder.WHITESPACE.match(text, position).end()
+            separator = text[position:position + 1]
+            if separator == "]":
+                break
+            if separator != ",":
+                raise ImportFileError(name, _line_at(text, position), "json",
+                                      "malformed JSON (expected ',' or ']' after an item)")
+            position = json.decoder.WHITESPACE.match(text, position + 1).end()
+    if text[position + 1:].strip(" \t\r\n"):
+        raise ImportFileError(name, _line_at(text, position), "json", "malformed JSON (data after the array)")
+    return items
+
+
+def _line_at(text: str, position: int) -> int:
+    return text.count("\n", 0, position) + 1
+
+
+def _label(name: str, line: int, item: dict, key: str) -> str:
+    value = item.get(key)
+    if type(value) is not int or value not in PANDALM_LABELS:  # bool is an int: refuse it too
+        raise ImportFileError(name, line, key, f"{shown(value)} is not 0, 1 or 2")
+    return PANDALM_LABELS[value]
+
+
+def _unjudgeable(item: dict) -> str | None:
+    """Why a human cannot judge this item (a response empty or not a string), or None."""
+    for key in RESPONSE_KEYS:
+        value = item.get(key)
+        if not isinstance(value, str):
+            return f"a response that is not a string ({_type_name(value)})"
+        if not value.strip():
+            return "an empty response"
+    return None
+
+
+def parse_pandalm(path: Path | str, data: bytes | None = None, max_text_bytes: int | None = None) -> PandaLMData:
     name = str(path)
-    try:
-        items = json.loads(read_utf8_text(path))
-    except json.JSONDecodeError as exc:
-        raise ImportFileError(name, exc.lineno, "json", f"malformed JSON ({exc.msg})") from None
+    max_text_bytes = max_text_bytes or settings.IMPORT_MAX_TEXT_BYTES
     parsed = ParsedGenerations(name)
-    prompt_ids: dict[str, str] = {}
-    samples: dict[tuple[str, str], list[str]] = defaultdict(list)
-    result = []
-    for position, item in enumerate(items, start=1):
-        prompt = pandalm_prompt(item)
-        if prompt not in prompt_ids:
-            prompt_ids[prompt] = f"p{item['idx']:04d}"
-            parsed.instances[prompt_ids[prompt]] = ParsedInstance(prompt_ids[prompt], position, prompt, None,
-                                                                  {"app": item.get("motivation_app", "")})
-        key = prompt_ids[prompt]
-        system_1, system_2 = item["cmp_key"].split("_")
-        indexes = []
-        for system, text in ((system_1, item["response1"]), (system_2, item["response2"])):
-            texts = samples[(key, system)]
-            if text not in texts:
-                texts.append(text)
-                parsed.generations.append(ParsedGeneration(key, system, len(texts) - 1, text, position, "response"))
-            indexes.append(texts.index(text))
-        labels = []
-        for annotator in ("annotator1", "annotator2", "annotator3"):
-            if item[annotator] not in PANDALM_LABELS:
-                raise ImportFileError(name, position, annotator, f"{item[annotator]!r} is not 0, 1 or 2")
-            labels.append(PANDALM_LABELS[item[annotator]])
-        result.append(PandaLMItem(item["idx"], key, system_1, system_2, indexes[0], indexes[1], labels, position))
-    return parsed, result
+    instances_of_prompt: dict[str, list[str]] = defaultdict(list)  # prompt -> instance keys, oldest first
+    response: dict[tuple[str, str], str] = {}  # (instance key, system) -> its one response
+    compared: set[tuple[str, frozenset]] = set()  # (instance key, {system, system})
+    seen_idx: dict[int, int] = {}
+    result = PandaLMData(parsed, [], [])
+    for line, item in json_array_items(name, read_utf8_text(path, data)):
+        if not isinstance(item, dict):
+            raise ImportFileError(name, line, "item", f"must be a JSON object, not {_type_name(item)}")
+        missing = next((key for key in REQUIRED_KEYS if key not in item), None)
+        if missing:
+            raise ImportFileError(name, line, missing, "is missing")
+        idx = item["idx"]
+        if type(idx) is not int or idx < 0:  # bool is an int: refuse it too
+            raise ImportFileError(name, line, "idx", f"{shown(idx)} is not a whole number")
+        if idx in seen_idx:
+            raise ImportFileError(name, line, "idx", f"{idx} already appears on line {seen_idx[idx]}")
+        seen_idx[idx] = line
+        systems = check_text(name, line, "cmp_key", item.get("cmp_key")).split("_")
+        if len(systems) != 2 or not all(s.strip() for s in systems) or systems[0] == systems[1]:
+            raise ImportFileError(name, line, "cmp_key", f"{shown(item['cmp_key'])} is not two different system names "
+                                  "joined by '_'")
+        for system in systems:
+            if len(system) > MAX_NAME_CHARS:
+                raise ImportFileError(name, line, "cmp_key", f"a system name is {len(system)} characters, over "
+                                      f"the limit of {MAX_NAME_CHARS}")
+        check_text(name, line, "instruction", item.get("instruction"), max_text_bytes, allow_empty=True)
+        if item.get("input") is not None:
+            check_text(name, line, "input", item["input"], max_text_bytes, allow_empty=True)
+        prompt = check_text(name, line, "instruction", pandalm_prompt(item), max_text_bytes)
+        app = check_text(name, line, "motivation_app", item.get("motivation_app", ""), allow_empty=True)
+        labels = [_label(name, line, item, key) for key in ANNOTATOR_KEYS]
+        reason = _unjudgeable(item)
+        if reason:
+            result.skipped.append(SkippedItem(idx, line, reason))
+            continue
+        texts = [check_text(name, line, key, item[key], max_text_bytes) for key in RESPONSE_KEYS]
+        pair = frozenset(systems)
+
+        def fits(key: str) -> bool:
+            return (key, pair) not in compared and all(
+                response.get((key, system), text) == text for system, text in zip(systems, texts))
+
+        key = next((k for k in instances_of_prompt[prompt] if fits(k)), None)
+        if key is None:
+            key = f"p{idx:04d}"
+            instances_of_prompt[prompt].append(key)
+            parsed.instances[key] = ParsedInstance(key, line, prompt, None, {"app": app})
+        compared.add((key, pair))
+        for system, field_name, text in zip(systems, RESPONSE_KEYS, texts):
+            if (key, system) not in response:
+                response[(key, system)] = text
+                parsed.generations.append(ParsedGeneration(key, system, 0, text, line, field_name))
+        result.items.append(PandaLMItem(idx, key, systems[0], systems[1], labels, line))
+    return result

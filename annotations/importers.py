@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import timezone as dt_timezone
@@ -64,14 +65,178 @@ def read_utf8_text(path: str | Path, data: bytes | None = None) -> str:
 
 MAX_SAMPLE_INDEX = 2**31 - 1  # the database's integer column
 MAX_NAME_CHARS = 200  # the database's name columns: Instance.external_id, System.name, AnnotatorProfile.external_id
+# Nesting allowed in a stored JSON value (metadata). Far below Python's recursion limit, so reading,
+# storing and rendering it never recurses too deep; far above what metadata needs.
+MAX_JSON_DEPTH = 32
+MAX_JSON_INT_DIGITS = 4000  # Python refuses to convert longer digit strings to int (its limit is 4300)
 
 
-def _check_size(name: str, line: int, field_name: str, text: str, max_bytes: int) -> None:
-    if "\x00" in text:
-        raise ImportFileError(name, line, field_name, "contains a NUL character, which cannot be stored")
-    size = len(text.encode("utf-8"))
-    if size > max_bytes:
-        raise ImportFileError(name, line, field_name, f"text is {size} bytes, over the limit of {max_bytes}")
+# --------------------------------------------------------------------------------------------------
+# what can be stored
+#
+# Every string an importer stores (a text, a name, a metadata key or value) passes `text_problem`;
+# every JSON value passes `json_problem`. PostgreSQL refuses a NUL character in text and in jsonb, and
+# a lone surrogate (JSON's "\ud800" escape decodes to one) cannot be encoded as UTF-8 at all: both
+# were server errors at write time, so they are refused here, with the file, line and field.
+
+
+def shown(value, limit: int = 60) -> str:
+    """A value of the file as a message quotes it: its repr, cut to `limit` characters (a cell may be
+    megabytes), and a JSON list or object only by its kind (it may nest too deep to repr)."""
+    if isinstance(value, (list, dict)):
+        return f"a JSON {_type_name(value)}"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
+
+
+def _type_name(value) -> str:
+    """The JSON name of a value's type, for "must be a string, not ..." messages."""
+    if isinstance(value, _Unstorable):
+        return "number"
+    return {type(None): "null", dict: "object", list: "list", float: "number"}.get(type(value), type(value).__name__)
+
+
+def text_problem(value: str, max_bytes: int | None = None) -> str | None:
+    """What makes this string unstorable (NUL, a lone surrogate, over `max_bytes` in UTF-8), or None."""
+    if "\x00" in value:
+        return "contains a NUL character, which cannot be stored"
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        return (f"contains a lone surrogate (U+{ord(value[exc.start]):04X}), which is not a Unicode character "
+                "and cannot be stored")
+    if max_bytes is not None and size > max_bytes:
+        return f"text is {size} bytes, over the limit of {max_bytes}"
+    return None
+
+
+def check_text(name: str, line: int, field_name: str, value, max_bytes: int | None = None,
+               allow_empty: bool = False) -> str:
+    """`value` if it is a text that can be stored: a string (not converted from anything else), not
+    blank unless `allow_empty`, and passing `text_problem`; otherwise ImportFileError."""
+    if not isinstance(value, str):
+        raise ImportFileError(name, line, field_name, f"must be a string, not {_type_name(value)}")
+    if not allow_empty and not value.strip():
+        raise ImportFileError(name, line, field_name, "is empty")
+    problem = text_problem(value, max_bytes)
+    if problem:
+        raise ImportFileError(name, line, field_name, problem)
+    return value
+
+
+class _Unstorable:
+    """Stands in, while a JSON text is read, for a number JSON storage refuses (NaN, Infinity, a float
+    that overflows, an integer too long to convert), so it is reported with its field."""
+
+    def __init__(self, token: str, what: str):
+        self.token, self.what = token if len(token) <= 20 else token[:19] + "…", what
+
+    def __repr__(self) -> str:  # as the file wrote it, in messages such as "NaN is not 0, 1 or 2"
+        return self.token
+
+
+def _parse_constant(token: str) -> _Unstorable:
+    return _Unstorable(token, f"{token}, which is not a JSON number")
+
+
+def _parse_float(token: str):
+    number = float(token)
+    return number if math.isfinite(number) else _Unstorable(token, f"{token[:20]}, which overflows to Infinity")
+
+
+def _parse_int(token: str):
+    digits = len(token.lstrip("-"))
+    if digits > MAX_JSON_INT_DIGITS:
+        return _Unstorable(token, f"an integer of {digits} digits, over the limit of {MAX_JSON_INT_DIGITS}")
+    return int(token)
+
+
+JSON_DECODER = json.JSONDecoder(parse_constant=_parse_constant, parse_float=_parse_float, parse_int=_parse_int)
+
+
+def _json_path(path: tuple) -> str:
+    shown = "".join(f"[{step!r}]" for step in path)
+    return shown if len(shown) <= 60 else shown[:59] + "…"
+
+
+def json_problem(value, max_bytes: int | None = None) -> str | None:
+    """What makes this parsed JSON value unstorable, or None: nesting deeper than MAX_JSON_DEPTH, a key or
+    string failing `text_problem`, a number JSON storage refuses, or an encoding over `max_bytes`.
+    Iterative, so no value can make it recurse."""
+    stack = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        if len(path) > MAX_JSON_DEPTH:
+            return f"nests deeper than {MAX_JSON_DEPTH} levels"
+        where = f" at {_json_path(path)}" if path else ""
+        if isinstance(item, _Unstorable):
+            return f"holds {item.what}{where}"
+        if isinstance(item, str):
+            problem = text_problem(item)
+            if problem:
+                return f"a value{where} {problem}"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                problem = text_problem(key)
+                if problem:
+                    return f"a key{where} {problem}"
+                stack.append((child, path + (key,)))
+        elif isinstance(item, list):
+            stack.extend((child, path + (index,)) for index, child in enumerate(item))
+    if max_bytes is not None:
+        size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+        if size > max_bytes:
+            return f"is {size} bytes as JSON, over the limit of {max_bytes}"
+    return None
+
+
+def check_json(name: str, line: int, field_name: str, value, max_bytes: int | None = None):
+    problem = json_problem(value, max_bytes)
+    if problem:
+        raise ImportFileError(name, line, field_name, problem)
+    return value
+
+
+def _top_level_key_nesting_too_deep(text: str, start: int, keys: Iterable[str]) -> str | None:
+    """Which of `keys` in the JSON object at text[start:] holds the value nested beyond MAX_JSON_DEPTH
+    (None when it cannot tell). Only used to name the field once the parser has given up."""
+    depth, in_string, escaped, opened, last_string, key = 0, False, False, 0, None, None
+    for index in range(start, len(text)):
+        char = text[index]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string, last_string = False, text[opened + 1:index]
+            continue
+        if char == '"':
+            in_string, opened = True, index
+        elif char == ":" and depth == 1:
+            key = last_string
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH + 1:
+                return key if key in keys else None
+        elif char in "]}":
+            depth -= 1
+            if depth == 0:
+                return None
+    return None
+
+
+def load_json(name: str, line: int, text: str, start: int = 0, keys: Iterable[str] = ()) -> tuple[object, int]:
+    """(value, end) of the JSON value at text[start:], read with JSON_DECODER; a malformed or hopelessly
+    deep value is ImportFileError on `line` (field: the one of `keys` it is in, if it can be told)."""
+    try:
+        return JSON_DECODER.raw_decode(text, start)
+    except json.JSONDecodeError as exc:
+        raise ImportFileError(name, exc.lineno + line - 1, "json",
+                              f"malformed JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        field_name = _top_level_key_nesting_too_deep(text, start, keys) or "json"
+        raise ImportFileError(name, line, field_name, f"nests deeper than {MAX_JSON_DEPTH} levels") from None
 
 
 def _csv_records(name: str, text: str, required: Iterable[str]) -> Iterable[tuple[int, dict[str, str]]]:
@@ -105,16 +270,11 @@ def _csv_records(name: str, text: str, required: Iterable[str]) -> Iterable[tupl
 
 
 def _required(name: str, line: int, row: dict, key: str) -> str:
+    """A required string value of a record: present, a string, not blank, storable."""
     value = row.get(key)
     if value is None:
         raise ImportFileError(name, line, key, "is missing")
-    if not isinstance(value, str):
-        raise ImportFileError(name, line, key, f"must be a string, not {type(value).__name__}")
-    if not value.strip():
-        raise ImportFileError(name, line, key, "is empty")
-    if "\x00" in value:
-        raise ImportFileError(name, line, key, "contains a NUL character, which cannot be stored")
-    return value
+    return check_text(name, line, key, value)
 
 
 def _name(name: str, line: int, row: dict, key: str) -> str:
@@ -171,16 +331,27 @@ def parse_generations(path: str | Path, max_text_bytes: int, data: bytes | None 
     return parse_generations_jsonl(name, text, max_text_bytes)
 
 
+JSONL_KEYS = ("instance_id", "input", "system", "generations", "reference", "metadata")
+
+
+def read_json_line(name: str, number: int, raw: str) -> object:
+    """The one JSON value on a line (ImportFileError "json" when there is not exactly one)."""
+    start = json.decoder.WHITESPACE.match(raw, 0).end()
+    value, end = load_json(name, number, raw, start, JSONL_KEYS)
+    if raw[end:].strip(" \t\r\n"):
+        raise ImportFileError(name, number, "json", f"malformed JSON (Extra data at column {end + 1})")
+    return value
+
+
 def parse_generations_jsonl(name: str, text: str, max_text_bytes: int) -> ParsedGenerations:
     parsed = ParsedGenerations(name)
     seen_lines: dict[tuple[str, str], int] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # split on "\n" only: str.splitlines() also breaks at U+2028 and other separators, which JSON
+    # allows raw inside strings
+    for number, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip():
             continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ImportFileError(name, number, "json", f"malformed JSON ({exc.msg} at column {exc.colno})") from None
+        obj = read_json_line(name, number, raw)
         if not isinstance(obj, dict):
             raise ImportFileError(name, number, "json", "each line must be a JSON object")
         instance_id = _name(name, number, obj, "instance_id")
@@ -191,19 +362,19 @@ def parse_generations_jsonl(name: str, text: str, max_text_bytes: int) -> Parsed
         seen_lines[(instance_id, system)] = number
         instance = parsed.instances.get(instance_id)
         input_text = obj.get("input")
-        if input_text is not None and not isinstance(input_text, str):
-            raise ImportFileError(name, number, "input", "must be a string")
+        if input_text is not None:
+            check_text(name, number, "input", input_text, max_text_bytes, allow_empty=True)
         if instance is None:
             if input_text is None or not input_text.strip():
                 raise ImportFileError(name, number, "input", f"is missing or empty on the first line of "
                                       f"instance {instance_id!r}")
-            _check_size(name, number, "input", input_text, max_text_bytes)
             reference = obj.get("reference")
-            if reference is not None and not isinstance(reference, str):
-                raise ImportFileError(name, number, "reference", "must be a string")
+            if reference is not None:
+                check_text(name, number, "reference", reference, max_text_bytes, allow_empty=True)
             metadata = obj.get("metadata", {})
             if not isinstance(metadata, dict):
-                raise ImportFileError(name, number, "metadata", "must be a JSON object")
+                raise ImportFileError(name, number, "metadata", f"must be a JSON object, not {_type_name(metadata)}")
+            check_json(name, number, "metadata", metadata, max_text_bytes)
             parsed.instances[instance_id] = ParsedInstance(instance_id, number, input_text, reference, metadata)
         elif input_text is not None and input_text != instance.input:
             raise ImportFileError(name, number, "input", f"differs from the input given for instance "
@@ -212,16 +383,12 @@ def parse_generations_jsonl(name: str, text: str, max_text_bytes: int) -> Parsed
         if generations is None:
             raise ImportFileError(name, number, "generations", "is missing")
         if not isinstance(generations, list):
-            raise ImportFileError(name, number, "generations", "must be a list of strings")
+            raise ImportFileError(name, number, "generations", f"must be a list of strings, not {_type_name(generations)}")
         if not generations:
             raise ImportFileError(name, number, "generations", "is an empty list")
         for index, generation in enumerate(generations):
             where = f"generations[{index}]"
-            if not isinstance(generation, str):
-                raise ImportFileError(name, number, where, "must be a string")
-            if not generation.strip():
-                raise ImportFileError(name, number, where, "is empty")
-            _check_size(name, number, where, generation, max_text_bytes)
+            check_text(name, number, where, generation, max_text_bytes)
             parsed.generations.append(ParsedGeneration(instance_id, system, index, generation, number, where))
     if not parsed.generations:
         raise ImportFileError(name, 1, "file", "contains no generations")
@@ -238,7 +405,7 @@ def parse_generations_csv(name: str, text: str, max_text_bytes: int) -> ParsedGe
         try:
             sample_index = int(raw_index)
         except ValueError:
-            raise ImportFileError(name, line, "sample_index", f"{raw_index!r} is not a whole number") from None
+            raise ImportFileError(name, line, "sample_index", f"{shown(raw_index)} is not a whole number") from None
         if not 0 <= sample_index <= MAX_SAMPLE_INDEX:
             raise ImportFileError(name, line, "sample_index", f"must be between 0 and {MAX_SAMPLE_INDEX}")
         key = (instance_id, system, sample_index)
@@ -246,14 +413,12 @@ def parse_generations_csv(name: str, text: str, max_text_bytes: int) -> ParsedGe
             raise ImportFileError(name, line, "sample_index", f"duplicate sample index {sample_index} for instance "
                                   f"{instance_id!r}, system {system!r} (first on line {seen[key]})")
         seen[key] = line
-        text_value = _required(name, line, row, "text")
-        _check_size(name, line, "text", text_value, max_text_bytes)
-        input_text = row.get("input", "")
+        text_value = check_text(name, line, "text", row["text"], max_text_bytes)
+        input_text = check_text(name, line, "input", row["input"], max_text_bytes, allow_empty=True)
         instance = parsed.instances.get(instance_id)
         if instance is None:
             if not input_text.strip():
                 raise ImportFileError(name, line, "input", f"is empty on the first row of instance {instance_id!r}")
-            _check_size(name, line, "input", input_text, max_text_bytes)
             parsed.instances[instance_id] = ParsedInstance(instance_id, line, input_text)
         elif input_text.strip() and input_text != instance.input:
             raise ImportFileError(name, line, "input", f"differs from the input given for instance "
@@ -283,7 +448,7 @@ def write_generations(dataset, parsed: ParsedGenerations, progress: Progress = _
     """Upsert instances, systems and generations. Call inside `transaction.atomic()`.
 
     A stored generation whose text differs from the file's is an error, not an overwrite: votes may
-    already refer to it.
+    already refer to it. An empty text is refused whichever reader produced it: nobody can judge it.
     """
     from .models import Generation, Instance, System
 
@@ -315,6 +480,8 @@ def write_generations(dataset, parsed: ParsedGenerations, progress: Progress = _
     }
     to_create = []
     for number, g in enumerate(parsed.generations, start=1):
+        if not g.text.strip():
+            raise ImportFileError(parsed.filename, g.line, g.field, "is empty")
         instance = instances[g.external_id]
         key = (instance.pk, systems[g.system].pk, g.sample_index)
         stored_text = stored_generations.get(key)
@@ -376,11 +543,10 @@ def parse_pairwise_csv(path: str | Path, max_text_bytes: int, data: bytes | None
             id_field = f"Input.id{i}"
             raw_id = _required(name, line, row, id_field).strip()
             if raw_id not in ("1", "2"):
-                raise ImportFileError(name, line, id_field, f"{raw_id!r} is not 1 or 2")
+                raise ImportFileError(name, line, id_field, f"{shown(raw_id)} is not 1 or 2")
             slot1, slot2 = f"Input.model1_summary{i}", f"Input.model2_summary{i}"
-            text1, text2 = _required(name, line, row, slot1), _required(name, line, row, slot2)
-            _check_size(name, line, slot1, text1, max_text_bytes)
-            _check_size(name, line, slot2, text2, max_text_bytes)
+            text1 = check_text(name, line, slot1, row[slot1], max_text_bytes)
+            text2 = check_text(name, line, slot2, row[slot2], max_text_bytes)
             if raw_id == "1":
                 system_texts[0].append(text1)
                 system_texts[1].append(text2)
@@ -399,12 +565,9 @@ def parse_pairwise_csv(path: str | Path, max_text_bytes: int, data: bytes | None
         for i in range(1, n + 1):
             pref_field = f"Answer.pref{i}"
             raw_pref = _required(name, line, row, pref_field).strip()
-            try:
-                pref = int(float(raw_pref))
-            except ValueError:
-                raise ImportFileError(name, line, pref_field, f"{raw_pref!r} is not -1, 0 or 1") from None
-            if pref not in (-1, 0, 1) or float(raw_pref) != pref:
-                raise ImportFileError(name, line, pref_field, f"{raw_pref!r} is not -1, 0 or 1")
+            pref = _pairwise_pref(raw_pref)
+            if pref is None:
+                raise ImportFileError(name, line, pref_field, f"{shown(raw_pref)} is not -1, 0 or 1")
             first = first_slot_system[i - 1]
             if pref == 0:
                 winner = None
@@ -416,6 +579,16 @@ def parse_pairwise_csv(path: str | Path, max_text_bytes: int, data: bytes | None
     if not parsed.judgments:
         raise ImportFileError(name, 2, "file", "contains no rows")
     return parsed
+
+
+def _pairwise_pref(raw: str) -> int | None:
+    """-1, 0 or 1 from a cell such as "1" or "-1.0"; None for anything else ("inf" included: the
+    int() of an infinite float raised OverflowError, a server error)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return int(value) if value in (-1.0, 0.0, 1.0) else None
 
 
 def pairwise_as_generations(parsed: ParsedPairwise, system_names: tuple[str, str]) -> ParsedGenerations:
@@ -463,11 +636,11 @@ def parse_votes_csv(path: str | Path, data: bytes | None = None) -> list[ParsedV
             try:
                 samples[key] = int(values[key])
             except ValueError:
-                raise ImportFileError(name, line, key, f"{values[key]!r} is not a whole number") from None
+                raise ImportFileError(name, line, key, f"{shown(values[key])} is not a whole number") from None
             if not 0 <= samples[key] <= MAX_SAMPLE_INDEX:
                 raise ImportFileError(name, line, key, f"must be between 0 and {MAX_SAMPLE_INDEX}")
         if values["winner"] not in WINNERS:
-            raise ImportFileError(name, line, "winner", f"{values['winner']!r} is not one of {', '.join(WINNERS)}")
+            raise ImportFileError(name, line, "winner", f"{shown(values['winner'])} is not one of {', '.join(WINNERS)}")
         if values["system_a"] == values["system_b"]:
             raise ImportFileError(name, line, "system_b", "is the same system as system_a")
         created_at = None
@@ -478,7 +651,7 @@ def parse_votes_csv(path: str | Path, data: bytes | None = None) -> list[ParsedV
             except ValueError:
                 created_at = None
             if created_at is None:
-                raise ImportFileError(name, line, "created_at", f"{raw_created!r} is not an ISO 8601 date-time")
+                raise ImportFileError(name, line, "created_at", f"{shown(raw_created)} is not an ISO 8601 date-time")
             if timezone.is_naive(created_at):
                 created_at = timezone.make_aware(created_at, dt_timezone.utc)
         votes.append(ParsedVote(values["instance_id"], values["system_a"], values["system_b"], samples["sample_a"],

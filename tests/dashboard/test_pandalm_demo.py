@@ -1,6 +1,7 @@
-"""The dashboard on the PandaLM demo (three annotators judged all 999 items): the Krippendorff's alpha
-it shows equals the `krippendorff` package's value computed here from the raw JSON file, Fleiss' kappa
-uses all items, every export parses, and nobody's username leaks into an export."""
+"""The dashboard on the PandaLM demo (three annotators judged each of its 999 items; the demo loads the
+939 a human can judge, see JUDGED): the Krippendorff's alpha it shows equals the `krippendorff`
+package's value computed here from the raw JSON file, Fleiss' kappa uses all loaded items, every export
+parses, and nobody's username leaks into an export."""
 import csv
 import io
 import json
@@ -19,6 +20,16 @@ from dashboard.models import ExportJob
 ROOT = Path(__file__).resolve().parents[2]
 PANDALM = ROOT / "demo/data/pandalm/testset-v1.json"
 STUDY = demo_data.PANDALM_STUDY
+# The release has 999 items; 60 have a response that is empty (54) or the JSON value `true` (6), which
+# nobody can judge: the demo reader skips them (annotations/demo.py, demo/data/README.md). Was 999 / 2997
+# when `true` was stored as the text "True" and "" as an empty generation.
+JUDGED = 939
+VOTES = 3 * JUDGED
+
+
+def judgeable(item: dict) -> bool:
+    """The demo's rule, restated on the raw file: both responses are non-empty strings."""
+    return all(isinstance(item[key], str) and item[key].strip() for key in ("response1", "response2"))
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +46,8 @@ def demo(django_db_setup, django_db_blocker):
 def raw_alpha() -> float:
     import krippendorff
 
-    items = json.loads(PANDALM.read_text())
+    items = [item for item in json.loads(PANDALM.read_text()) if judgeable(item)]
+    assert len(items) == JUDGED
     data = np.array([[item[f"annotator{i}"] for item in items] for i in (1, 2, 3)], dtype=float)
     return krippendorff.alpha(reliability_data=data, level_of_measurement="nominal")
 
@@ -52,9 +64,9 @@ def test_alpha_on_the_dashboard_equals_the_package_on_the_raw_file(demo, staff_c
     html = response.content.decode()
     assert shown_value(html, "krippendorff-alpha") == pytest.approx(raw_alpha(), abs=1e-9)
     agreement = response.context["agreement"]
-    assert agreement["krippendorff_alpha"]["items"] == 999
+    assert agreement["krippendorff_alpha"]["items"] == JUDGED
     kappa = agreement["fleiss_kappa"]
-    assert kappa["items"] == 999 and "all 999 items, each judged by exactly 3" in kappa["note"]
+    assert kappa["items"] == JUDGED and f"all {JUDGED} items, each judged by exactly 3" in kappa["note"]
     assert shown_value(html, "fleiss-kappa") == pytest.approx(kappa["value"])
 
 
@@ -62,10 +74,10 @@ def test_study_page_summaries(demo, staff_client):
     response = staff_client.get(f"/dashboard/studies/{STUDY}/")
     context = response.context
     progress = context["progress"]
-    assert progress["votes"] == 2997 and progress["annotators"] == 3
+    assert progress["votes"] == VOTES and progress["annotators"] == 3
     assert progress["target"] == Study.objects.get(slug=STUDY).comparisons.filter(selected=True, is_gold=False).count() * 3
     annotators = context["annotators"]
-    assert [a["votes"] for a in annotators] == [999, 999, 999]
+    assert [a["votes"] for a in annotators] == [JUDGED] * 3
     assert all(a["pseudonym"].startswith("ann-") for a in annotators)
     assert all(0.5 < a["majority_agreement"] <= 1 for a in annotators)
     html = response.content.decode()
@@ -113,7 +125,7 @@ def test_dashboard_exports_parse(demo, staff_client):
     response = staff_client.get(f"/dashboard/studies/{STUDY}/export/csv/")
     assert response["Content-Disposition"] == f'attachment; filename="{STUDY}-votes.csv"'
     rows = list(csv.DictReader(io.StringIO(read(response))))
-    assert len(rows) == 2997
+    assert len(rows) == VOTES
     assert set(rows[0]) == set(exports.VOTE_FIELDS)
     assert {r["annotator"] for r in rows} == set(
         Vote.objects.filter(study__slug=STUDY).values_list("annotator__annotator__pseudonym", flat=True).distinct())
@@ -123,7 +135,7 @@ def test_dashboard_exports_parse(demo, staff_client):
         assert {row["system_left"], row["system_right"]} == {row["system_a"], row["system_b"]}
 
     records = [json.loads(line) for line in read(staff_client.get(f"/dashboard/studies/{STUDY}/export/jsonl/")).splitlines()]
-    assert len(records) == 2997 and records[0]["study"] == STUDY and isinstance(records[0]["is_gold"], bool)
+    assert len(records) == VOTES and records[0]["study"] == STUDY and isinstance(records[0]["is_gold"], bool)
 
     pairs = [json.loads(line) for line in read(staff_client.get(f"/dashboard/studies/{STUDY}/export/dpo/")).splitlines()]
     decisive = Vote.objects.filter(study__slug=STUDY, winner__in=("a", "b")).count()
@@ -135,14 +147,14 @@ def test_export_votes_command(demo, tmp_path):
     target = tmp_path / "votes.csv"
     call_command("export_votes", "--study", STUDY, "--format", "csv", "--output", str(target), stderr=io.StringIO())
     rows = list(csv.DictReader(target.open(encoding="utf-8")))
-    assert len(rows) == 2997
+    assert len(rows) == VOTES
     out = io.StringIO()
     call_command("export_votes", "--study", STUDY, "--format", "dpo", stdout=out)
     first = json.loads(out.getvalue().splitlines()[0])
     assert set(first) == {"prompt", "chosen", "rejected"}
     out = io.StringIO()
     call_command("export_votes", "--study", STUDY, "--format", "jsonl", stdout=out)
-    assert len(out.getvalue().splitlines()) == 2997
+    assert len(out.getvalue().splitlines()) == VOTES
 
 
 def test_export_votes_command_rejects_bad_input(demo, tmp_path):

@@ -76,8 +76,9 @@ class Command(BaseCommand):
             self.describe(study, paper.name, demo.PAPER_SOURCE)
             say(f"{paper.study}: {summary.as_text()}")
             studies.append(study.slug)
-        study, summary_text = self.load_pandalm()
+        study, summary_text, skipped_text = self.load_pandalm()
         say(f"{study.slug}: {summary_text}")
+        say(f"{study.slug}: {skipped_text} (see demo/data/README.md)")
         studies.append(study.slug)
         return studies
 
@@ -89,7 +90,8 @@ class Command(BaseCommand):
         study.save(update_fields=["name", "instructions"])
 
     def load_pandalm(self):
-        parsed, items = demo.parse_pandalm(demo.DEMO_DIR / demo.PANDALM_FILE)
+        data = demo.parse_pandalm(demo.DEMO_DIR / demo.PANDALM_FILE, max_text_bytes=settings.IMPORT_MAX_TEXT_BYTES)
+        parsed = data.generations
         dataset = get_or_create_dataset(demo.PANDALM_DATASET)
         summary = write_generations(dataset, parsed)
         systems = {s.name: s for s in System.objects.filter(name__in=parsed.systems)}
@@ -104,9 +106,9 @@ class Command(BaseCommand):
         already = set(Vote.objects.filter(study=study).values_list("comparison_id", "annotator_id"))
         annotators = [get_or_create_imported_annotator(study, f"annotator{i}", summary) for i in (1, 2, 3)]
         now = timezone.now()
-        for item in items:
-            first = generations[(item.instance_key, item.system_1, item.sample_1)]
-            second = generations[(item.instance_key, item.system_2, item.sample_2)]
+        for item in data.items:
+            first = generations[(item.instance_key, item.system_1, 0)]
+            second = generations[(item.instance_key, item.system_2, 0)]
             gen_a, gen_b, swapped = canonical_pair(first, second)
             comparison, was_created = get_or_create_comparison(study, gen_a, gen_b)
             summary.comparisons_created += was_created
@@ -116,7 +118,7 @@ class Command(BaseCommand):
                 winner = "tie" if label == "tie" else ("a" if (label == "first") != swapped else "b")
                 store_historical_vote(comparison, annotator, winner, now)
                 summary.votes_created += 1
-        return study, summary.as_text()
+        return study, summary.as_text(), data.skipped_text()
 
     def compute_separability(self, say):
         from separability.services import compute_dataset_separability
