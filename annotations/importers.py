@@ -170,7 +170,7 @@ def json_problem(value, max_bytes: int | None = None) -> str | None:
             return f"nests deeper than {MAX_JSON_DEPTH} levels"
         where = f" at {_json_path(path)}" if path else ""
         if isinstance(item, _Unstorable):
-            return f"holds {item.what}{where}"
+            return f"a value{where} is {item.what}"
         if isinstance(item, str):
             problem = text_problem(item)
             if problem:

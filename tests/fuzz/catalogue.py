@@ -12,8 +12,10 @@ whole catalogue is built inside a test; the parse-step rows need none.
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import dataclass
 
+from annotations.demo import parse_pandalm
 from annotations.importers import (
     ImportFileError,
     parse_generations,
@@ -87,15 +89,35 @@ def parse_rows() -> list[Row]:
     jsonl("input not a string", '{"instance_id": "x0", "input": ["Q?"], "system": "alpha", "generations": ["A"]}\n')
     jsonl("input differs between lines of one instance",
           ok + '\n{"instance_id": "x0", "input": "Other?", "system": "beta", "generations": ["B"]}\n')
+    jsonl("input true, not a string (never converted)",
+          '{"instance_id": "x0", "input": true, "system": "alpha", "generations": ["A"]}\n')
+    jsonl("input with a lone surrogate (the JSON escape \\ud800)",
+          '{"instance_id": "x0", "input": "x\\ud800y", "system": "alpha", "generations": ["A"]}\n')
     jsonl("reference not a string",
           '{"instance_id": "x0", "input": "Q?", "reference": 1, "system": "alpha", "generations": ["A"]}\n')
-    jsonl("metadata not an object",
-          '{"instance_id": "x0", "input": "Q?", "metadata": [1], "system": "alpha", "generations": ["A"]}\n')
+    jsonl("reference with a NUL character (the JSON escape \\u0000)",
+          '{"instance_id": "x0", "input": "Q?", "reference": "a\\u0000b", "system": "alpha", "generations": ["A"]}\n')
+    jsonl(f"reference over the size limit (here {MAX_TEXT} bytes)",
+          '{"instance_id": "x0", "input": "Q?", "reference": "' + "r" * 101 + '", "system": "alpha", "generations": ["A"]}\n')
+    meta = '{"instance_id": "x0", "input": "Q?", "system": "alpha", "generations": ["A"], "metadata": %s}\n'
+    jsonl("metadata not an object", meta % "[1]")
+    jsonl("metadata with a NUL character in a key", meta % '{"a\\u0000": 1}')
+    jsonl("metadata with a NUL character in a nested value", meta % '{"a": [{"b": "\\u0000"}]}')
+    jsonl("metadata with a lone surrogate in a value", meta % '{"a": "\\udfff"}')
+    jsonl("metadata nested 100,000 levels deep", meta % ("[" * 100_000 + "]" * 100_000))
+    jsonl("metadata nested deeper than 32 levels", meta % ('{"a": ' + "[" * 40 + "]" * 40 + "}"))
+    jsonl("metadata holding NaN", meta % '{"a": NaN}')
+    jsonl("metadata holding a number that overflows to Infinity", meta % '{"a": 1e400}')
+    jsonl("metadata holding an integer of 5,000 digits", meta % ('{"a": ' + "9" * 5000 + "}"))
+    jsonl(f"metadata over the size limit as JSON (here {MAX_TEXT} bytes)", meta % ('{"a": "' + "m" * 100 + '"}'))
     jsonl("generations missing", '{"instance_id": "x0", "input": "Q?", "system": "alpha"}\n')
     jsonl("generations not a list", '{"instance_id": "x0", "input": "Q?", "system": "alpha", "generations": "A"}\n')
     jsonl("generations an empty list", '{"instance_id": "x0", "input": "Q?", "system": "alpha", "generations": []}\n')
     jsonl("a generation not a string", '{"instance_id": "x0", "input": "Q?", "system": "alpha", "generations": ["A", 2]}\n')
     jsonl("a generation empty", '{"instance_id": "x0", "input": "Q?", "system": "alpha", "generations": ["A", " "]}\n')
+    jsonl("a generation with a lone surrogate",
+          '{"instance_id": "x0", "input": "Q?", "system": "alpha", "generations": ["A", "\\ud83d"]}\n')
+    jsonl("a second JSON value after the object", ok + " []\n")
     jsonl(f"a text over the size limit (here {MAX_TEXT} bytes)",
           '{"instance_id": "x0", "input": "Q?", "system": "alpha", "generations": ["' + "é" * 60 + '"]}\n')
     jsonl("no generations at all (empty file)", "\n\n")
@@ -115,6 +137,7 @@ def parse_rows() -> list[Row]:
     gcsv("sample_index negative", GEN_CSV_HEAD + "x0,Q?,alpha,-1,A\n")
     gcsv("the same sample twice", GEN_CSV_HEAD + "x0,Q?,alpha,0,A\nx0,Q?,alpha,0,B\n")
     gcsv("text empty", GEN_CSV_HEAD + 'x0,Q?,alpha,0,""\n')
+    gcsv("a NUL character in a text", GEN_CSV_HEAD + "x0,Q?,alpha,0,A\x00B\n")
     gcsv("input empty on the instance's first row", GEN_CSV_HEAD + "x0,,alpha,0,A\n")
     gcsv("input differs between rows of one instance", GEN_CSV_HEAD + "x0,Q?,alpha,0,A\nx0,Other?,beta,0,B\n")
     gcsv("header only, no rows", GEN_CSV_HEAD)
@@ -128,7 +151,9 @@ def parse_rows() -> list[Row]:
     pcsv("a required column missing", lambda r: r.pop("Answer.pref5"))
     pcsv("Input.id not 1 or 2", lambda r: r.update({"Input.id3": "3"}))
     pcsv("Answer.pref not -1, 0 or 1", lambda r: r.update({"Answer.pref2": "0.5"}))
+    pcsv("Answer.pref infinite", lambda r: r.update({"Answer.pref1": "inf"}))
     pcsv("a summary empty", lambda r: r.update({"Input.model2_summary4": " "}))
+    pcsv("a NUL character in a summary", lambda r: r.update({"Input.model1_summary1": "A\x00B"}))
     pcsv("WorkerId empty", lambda r: r.update({"WorkerId": ""}))
     pcsv("WorkerId longer than a name column holds", lambda r: r.update({"WorkerId": "W" * 201}))
     pcsv("one worker judged one instance twice", data=inputs.pairwise_seed(1) + inputs.pairwise_seed(1).split(b"\n", 1)[1])
@@ -145,9 +170,31 @@ def parse_rows() -> list[Row]:
     vcsv("sample_a not a whole number", VOTES_HEAD + "x0,alpha-model,beta-model,one,0,a,w1,\n")
     vcsv("sample_b negative", VOTES_HEAD + "x0,alpha-model,beta-model,0,-2,a,w1,\n")
     vcsv("annotator longer than a name column holds", VOTES_HEAD + "x0,alpha-model,beta-model,0,0,a," + "w" * 201 + ",\n")
+    vcsv("a NUL character in a name", VOTES_HEAD + "x0,alpha-model,beta-model,0,0,a,w\x001,\n")
     vcsv("system_b the same as system_a", VOTES_HEAD + "x0,alpha-model,alpha-model,0,0,a,w1,\n")
     vcsv("created_at not an ISO 8601 date-time", VOTES_HEAD + "x0,alpha-model,beta-model,0,0,a,w1,yesterday\n")
     vcsv("header only, no votes", VOTES_HEAD)
+
+    panda = "load_demo (PandaLM reader)"
+    item = {"idx": 0, "motivation_app": "chat", "cmp_key": "alpha_beta", "instruction": "Say hi.", "input": "",
+            "response1": "Hi.", "response2": "Hello.", "annotator1": 1, "annotator2": 2, "annotator3": 0}
+
+    def pandalm(problem, data):
+        data = data if isinstance(data, bytes) else json.dumps(data, indent=1).encode()
+        rows.append(Row(panda, problem, _message(lambda: parse_pandalm("pandalm.json", data, max_text_bytes=MAX_TEXT))))
+
+    pandalm("not a JSON array", b'{"idx": 0}')
+    pandalm("malformed JSON", b'[{"idx": 0,}]')
+    pandalm("an item not an object", [item, 7])
+    pandalm("a required key missing", [{k: v for k, v in item.items() if k != "response2"}])
+    pandalm("idx not a whole number", [{**item, "idx": "0"}])
+    pandalm("the same idx twice", [item, item])
+    pandalm("cmp_key not two names joined by '_'", [{**item, "cmp_key": "alpha"}])
+    pandalm("an annotator label true, not 0, 1 or 2", [{**item, "annotator2": True}])
+    pandalm("instruction and input empty", [{**item, "instruction": " "}])
+    pandalm("a response with a NUL character", [{**item, "response1": "Hi\x00."}])
+    pandalm(f"a response over the size limit (here {MAX_TEXT} bytes)", [{**item, "response2": "h" * 101}])
+    pandalm("an item nested 100,000 levels deep", b'[{"idx": 0, "input": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]")
     return rows
 
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PAIRWISE_DEMO = ROOT / "demo" / "data" / "separability-paper" / "mistral-7b_vicuna-7b_samsum_pref_data.csv"
+PANDALM_DEMO = ROOT / "demo" / "data" / "pandalm" / "testset-v1.json"
 
 # Every importer error reads `FILE:LINE: field: what is wrong` (DESIGN §5: file, line and field).
 MESSAGE = r"^{file}:\d+: \S+: .+"
@@ -77,6 +78,11 @@ def votes_seed() -> bytes:
     return out.getvalue().encode()
 
 
+def pandalm_seed(items: int = 6) -> bytes:
+    """The first `items` items of the PandaLM release (real texts), as the demo reader reads them."""
+    return json.dumps(json.loads(PANDALM_DEMO.read_text(encoding="utf-8"))[:items], indent=4).encode()
+
+
 def arena_seed() -> bytes:
     return (b"model_a,model_b,winner,question_id,judge,tstamp\n"
             b"alpha,beta,model_a,q1,j1,1700000000\n"
@@ -87,11 +93,23 @@ def arena_seed() -> bytes:
 # --------------------------------------------------------------------------------------------------
 # strategies
 
-# Text as a decoded UTF-8 file can hold (no lone surrogates). NUL is left out where the result is
-# written to PostgreSQL: see test_known_bugs.py.
+# Text as a decoded UTF-8 file can hold (no lone surrogates), NUL included.
 any_text = st.text(alphabet=st.characters(codec="utf-8"), max_size=60)
-text_without_nul = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=60)
 
+# Strings a JSON file can carry but no database column can store: NUL (PostgreSQL refuses it in text
+# and jsonb) and lone surrogates (JSON's "\ud800" escape decodes to one; it has no UTF-8 encoding).
+UNSTORABLE_TEXTS = ["a\x00b", "\x00", "x\ud800y", "\udfff", "\ud83d", "ok\udc00"]
+json_text = st.one_of(any_text, st.sampled_from(UNSTORABLE_TEXTS),
+                      st.text(alphabet=st.characters(categories=["Cs"]), min_size=1, max_size=3))
+
+# JSON the encoder never writes but a file may hold, spliced in verbatim as a value: nesting deep enough
+# to exhaust a recursive parser, numbers JSON storage refuses (NaN, infinities, overflowing floats,
+# integers too long to convert) and escapes of unstorable characters.
+RAW_JSON_VALUES = [
+    "[" * 100_000 + "]" * 100_000, '{"a": ' * 2000 + "1" + "}" * 2000, "[" * 40 + "]" * 40,
+    "9" * 5000, "-" + "9" * 4500, "1e400", "-1e999", "NaN", "Infinity", "-Infinity", '"\\u0000"', '"a\\ud800b"', '{"\\u0000": 1}', '{"k": ["\\udfff"]}',
+    '{"a": NaN}', "[1e400]",
+]
 TRICKY_CELLS = [
     "", " ", "\t", "0", "1", "2", "-1", "1.0", "0.5", "1e3", "-0", "+1", "007", "１", "٣", "½",
     "2147483648", "99999999999", "a", "b", "A", "tie", "both_bad", "Tie", "model_a", "model_b", "tie (bothbad)",
@@ -102,14 +120,14 @@ TRICKY_CELLS = [
 
 
 NUMERIC_CELLS = ["0", "1", "2", "5", "6", "-1", "+1", "1.0", "1.5", "0x1", "1_000", " 3 ", "１", "٣", "2147483647",
-                 "2147483648", "9223372036854775808", "99999999999999999999", "1" + "0" * 400, "1e9", "-0"]
+                 "2147483648", "9223372036854775808", "99999999999999999999", "1" + "0" * 400, "1e9", "-0",
+                 "inf", "-inf", "1e400", "nan"]
 NUMERIC_COLUMNS = {"sample_index", "sample_a", "sample_b", "tstamp", "weight"} | {
     f"{prefix}{i}" for prefix in ("Input.id", "Answer.pref") for i in range(1, 6)}
 
 
-def cells(allow_nul: bool = True):
-    text = any_text if allow_nul else text_without_nul
-    return st.one_of(st.sampled_from(TRICKY_CELLS), text, st.integers(-(10 ** 12), 10 ** 12).map(str))
+def cells():
+    return st.one_of(st.sampled_from(TRICKY_CELLS), any_text, st.integers(-(10 ** 12), 10 ** 12).map(str))
 
 
 def _serialise(rows: list[list[str]], raw: bool) -> bytes:
@@ -121,62 +139,117 @@ def _serialise(rows: list[list[str]], raw: bool) -> bytes:
 
 
 @st.composite
-def structured_csv(draw, columns: list[str], allow_nul: bool = True, max_rows: int = 6):
+def structured_csv(draw, columns: list[str], max_rows: int = 6):
     """A CSV whose header is built from the expected columns (some dropped, repeated, renamed, extra
     ones, any order) and whose rows hold values of every wrong kind, sometimes of the wrong width."""
     header = [c for c in columns if draw(st.integers(0, 9)) > 0]  # each column dropped one time in ten
     header += draw(st.lists(st.sampled_from(columns + ["extra", "x y", " winner ", "", "sample_a"]), max_size=2))
     header = draw(st.permutations(header))
     rows = [list(header)]
-    numeric = st.one_of(st.sampled_from(NUMERIC_CELLS), cells(allow_nul))
+    numeric = st.one_of(st.sampled_from(NUMERIC_CELLS), cells())
     for _ in range(draw(st.integers(0, max_rows))):
         width = len(header) + draw(st.sampled_from([0, 0, 0, 0, -1, 1]))
         padded = list(header) + [""] * max(0, width - len(header))
-        rows.append([draw(numeric if padded[i] in NUMERIC_COLUMNS else cells(allow_nul)) for i in range(max(0, width))])
+        rows.append([draw(numeric if padded[i] in NUMERIC_COLUMNS else cells()) for i in range(max(0, width))])
     return _serialise(rows, raw=draw(st.booleans()))
 
 
 JSON_VALUES = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-(10 ** 6), 10 ** 6), st.floats(allow_nan=False), any_text),
-    lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(any_text, children, max_size=3)),
+    st.one_of(st.none(), st.booleans(), st.integers(-(10 ** 6), 10 ** 6), st.floats(), json_text),
+    lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(json_text, children, max_size=3)),
     max_leaves=6,
 )
+RAW = "\x1bRAW{}\x1b"  # placeholder for RAW_JSON_VALUES[i], replaced after json.dumps
+
+
+def _dump(draw, value) -> str:
+    """`value` as JSON text, ASCII-escaped or not, with RAW placeholders replaced by their raw JSON."""
+    text = json.dumps(value, ensure_ascii=draw(st.booleans()))
+    if not text.isascii() and any("\ud800" <= char <= "\udfff" for char in text) and draw(st.integers(0, 7)):
+        text = json.dumps(value)  # mostly escaped: a raw lone surrogate only makes the file invalid UTF-8
+    for index, raw in enumerate(RAW_JSON_VALUES):
+        text = text.replace(json.dumps(RAW.format(index)), raw)
+    return text
+
+
+def _encode(text: str) -> bytes:
+    # a raw lone surrogate (ensure_ascii off) becomes bytes that are not UTF-8: the file's problem
+    return text.encode("utf-8", errors="surrogatepass")
+
+
+json_value = st.one_of(JSON_VALUES, st.integers(0, len(RAW_JSON_VALUES) - 1).map(RAW.format))
+
+
+GOOD_JSONL_VALUES = {"instance_id": "x0", "system": "alpha-model", "input": "Question?", "generations": ["An answer."],
+                     "reference": "A reference.", "metadata": {"source": "fuzz"}}
 
 
 @st.composite
-def structured_jsonl(draw, allow_nul: bool = True):
-    """JSON lines with the generation keys holding values of every kind, plus broken lines."""
-    text = any_text if allow_nul else text_without_nul
-    value = st.one_of(JSON_VALUES if allow_nul else st.one_of(st.none(), st.integers(), text),
-                      st.sampled_from(["x0", "x1", "alpha-model", "beta-model", "", " "]), text)
+def structured_jsonl(draw):
+    """JSON lines with the generation keys holding values of every kind (storable or not, raw JSON
+    the encoder never writes included), plus broken lines. Each key holds a good value five times in
+    six, so many lines are good but for one value, which the parser must then find."""
+    value = st.one_of(json_value, st.sampled_from(["x0", "x1", "alpha-model", "beta-model", "", " "]), json_text)
     lines = []
-    for _ in range(draw(st.integers(0, 6))):
-        kind = draw(st.sampled_from(["object", "object", "object", "other_json", "broken", "blank"]))
+    for n in range(draw(st.integers(0, 4))):
+        kind = draw(st.sampled_from(["object"] * 8 + ["other_json", "broken", "blank"]))
         if kind == "object":
             obj = {}
-            for key in ("instance_id", "system", "input", "generations", "reference", "metadata"):
-                if draw(st.integers(0, 5)) > 0:
-                    if key == "generations":
-                        obj[key] = draw(st.one_of(st.lists(value, max_size=3), value))
-                    else:
-                        obj[key] = draw(value)
-            lines.append(json.dumps(obj, ensure_ascii=draw(st.booleans())))
+            for key, good in GOOD_JSONL_VALUES.items():
+                good = f"x{n}" if key == "instance_id" else good  # distinct lines, not duplicates
+                choice = draw(st.integers(0, 11))
+                if choice == 0:
+                    continue  # the key is missing
+                if choice <= 10:
+                    obj[key] = good
+                elif key == "generations":
+                    obj[key] = draw(st.one_of(st.lists(st.one_of(value, st.just("An answer.")), max_size=3), value))
+                elif key == "metadata":
+                    obj[key] = draw(st.one_of(st.dictionaries(json_text, value, max_size=3), value))
+                else:
+                    obj[key] = draw(value)
+            lines.append(_dump(draw, obj))
         elif kind == "other_json":
-            lines.append(json.dumps(draw(JSON_VALUES)))
+            lines.append(_dump(draw, draw(json_value)))
         elif kind == "broken":
             lines.append(draw(st.sampled_from(['{"instance_id": "x0"', "{'a': 1}", "{", "]", "NaN", '{"a": 1}}'])))
         else:
             lines.append(draw(st.sampled_from(["", "   ", "\t"])))
-    return ("\n".join(lines) + "\n").encode("utf-8")
+    return _encode("\n".join(lines) + "\n")
+
+
+PANDALM_KEYS = ["idx", "motivation_app", "cmp_key", "instruction", "input", "response1", "response2",
+                "annotator1", "annotator2", "annotator3"]
 
 
 @st.composite
-def mutated(draw, seed: bytes, allow_nul: bool = True):
-    """The seed file after 1 to 4 random edits: bytes deleted, inserted or replaced, the file cut
-    short, a line dropped, doubled or swapped with another, a CSV cell replaced."""
+def structured_pandalm(draw):
+    """A PandaLM-shaped file: an array of real items, in each of which one key (or none) is dropped or
+    holds a value of another kind, so many files are good but for a few values."""
+    seed = json.loads(pandalm_seed(3))
+    label = st.one_of(st.sampled_from([0, 1, 2, 3, -1, True, False, 1.0, "1"]), json_value)
+    text = st.one_of(json_value, json_text, st.sampled_from(["", " ", "a_b", "a_a", "alpha"]))
+    items = []
+    for n in range(draw(st.integers(0, 4))):
+        item = dict(seed[n % len(seed)], idx=n)
+        key = draw(st.sampled_from(PANDALM_KEYS + [None]))
+        if key is not None and draw(st.integers(0, 5)) == 0:
+            del item[key]
+        elif key is not None:
+            item[key] = draw(label if key.startswith("annotator") else st.one_of(text, st.sampled_from([0, -1, "7", 1.5]))
+                             if key == "idx" else text)
+        items.append(item if draw(st.integers(0, 19)) else draw(json_value))
+    return _encode(_dump(draw, items))
+
+
+@st.composite
+def mutated(draw, seed: bytes):
+    """The seed file after 1 to 4 random edits: bytes deleted, inserted or replaced (raw or as one of
+    the JSON escapes of unstorable characters), the file cut short, a line dropped, doubled or swapped
+    with another, a CSV cell replaced."""
     data = bytearray(seed)
-    payload = st.binary(min_size=1, max_size=12) if allow_nul else st.binary(min_size=1, max_size=12).map(
-        lambda b: b.replace(b"\x00", b"?"))
+    payload = st.one_of(st.binary(min_size=1, max_size=12),
+                        st.sampled_from([b"\\u0000", b"\\ud800", b"\\udfff", b"\x00", b"NaN", b"1e400"]))
     for _ in range(draw(st.integers(1, 4))):
         op = draw(st.sampled_from(["delete", "insert", "replace", "truncate", "drop_line", "double_line",
                                    "swap_lines", "cell", "cell"]))
@@ -212,6 +285,6 @@ def mutated(draw, seed: bytes, allow_nul: bool = True):
             if not rows[r]:
                 continue
             c = draw(st.integers(0, len(rows[r]) - 1))
-            rows[r][c] = draw(cells(allow_nul))
+            rows[r][c] = draw(cells())
             data = bytearray(_serialise(rows, raw=False))
     return bytes(data)

@@ -3,8 +3,8 @@
 Each is pinned by a strict xfail (tests/fuzz/test_known_bugs.py, tests/reliability/test_lease_expiry.py)
 that turns into a failure the day the fix lands: then delete the entry here and the marker there.
 Entries with a `pattern` are also let through by the fuzzers (matched by their signature), so the
-fuzzers keep catching anything new; the NUL character, which the fuzzers' database-writing
-strategies leave out instead, has entries without one. `docs/bad-input.md` lists them all.
+fuzzers keep catching anything new; an entry without one is pinned but not let through.
+`docs/bad-input.md` lists them all.
 """
 from __future__ import annotations
 

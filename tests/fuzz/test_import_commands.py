@@ -82,30 +82,30 @@ def run_import(folder: Path, filename: str, data: bytes, *args) -> None:
 
 
 @FUZZ
-@given(data=st.one_of(inputs.mutated(inputs.generations_jsonl_seed(), allow_nul=False),
-                      inputs.structured_jsonl(allow_nul=False)))
+@given(data=st.one_of(inputs.mutated(inputs.generations_jsonl_seed()),
+                      inputs.structured_jsonl()))
 def test_failed_generations_jsonl_import_leaves_every_table_unchanged(folder, data):
     run_import(folder, "gen.jsonl", data, "import_generations", "--dataset", "fuzz-gen", "--max-text-bytes", "2000")
 
 
 @FUZZ
-@given(data=st.one_of(inputs.mutated(inputs.generations_csv_seed(), allow_nul=False),
-                      inputs.structured_csv(GENERATION_COLUMNS, allow_nul=False)))
+@given(data=st.one_of(inputs.mutated(inputs.generations_csv_seed()),
+                      inputs.structured_csv(GENERATION_COLUMNS)))
 def test_failed_generations_csv_import_leaves_every_table_unchanged(folder, data):
     run_import(folder, "gen.csv", data, "import_generations", "--dataset", "fuzz-gen", "--max-text-bytes", "2000")
 
 
 @FUZZ
-@given(data=st.one_of(inputs.mutated(inputs.pairwise_seed(), allow_nul=False),
-                      inputs.structured_csv(PAIRWISE_COLUMNS, allow_nul=False, max_rows=3)))
+@given(data=st.one_of(inputs.mutated(inputs.pairwise_seed()),
+                      inputs.structured_csv(PAIRWISE_COLUMNS, max_rows=3)))
 def test_failed_crowd_batch_import_leaves_every_table_unchanged(folder, data):
     run_import(folder, "pairs.csv", data, "import_pairwise_csv", "--dataset", "fuzz-pairs", "--study", "fuzz-pairs",
                "--systems", "mistral-7b,vicuna-7b")
 
 
 @FUZZ
-@given(data=st.one_of(inputs.mutated(inputs.votes_seed(), allow_nul=False),
-                      inputs.structured_csv(inputs.VOTES_HEADER, allow_nul=False)))
+@given(data=st.one_of(inputs.mutated(inputs.votes_seed()),
+                      inputs.structured_csv(inputs.VOTES_HEADER)))
 def test_failed_vote_import_leaves_every_table_unchanged(folder, data):
     if not Study.objects.filter(slug="fuzz-votes").exists():
         make_study(slug="fuzz-votes", n_instances=3, k=2, systems=("alpha-model", "beta-model"), overlap=3)

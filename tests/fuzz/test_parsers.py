@@ -1,10 +1,13 @@
 """Every importer's parse function, fed arbitrary bytes, arbitrary text, mutated valid files and
 structured-but-wrong files: it either returns or raises its one documented error type, whose message
-is one line `FILE:LINE: field: what is wrong`. Never any other exception.
+is one line `FILE:LINE: field: what is wrong`. Never any other exception. And what it returns can be
+stored: every string passes `text_problem` (no NUL, no lone surrogate) and every JSON value passes
+`json_problem` (depth, numbers, keys), so the write step cannot fail on PostgreSQL with a server error.
 
 Parsers: `annotations.importers.parse_generations_jsonl / parse_generations_csv / parse_generations
-/ parse_pairwise_csv / parse_votes_csv` (ImportFileError) and `ranking.votes_csv.read_votes_csv`
-(VoteFileError). No database is touched, so these run everywhere, SQLite or not.
+/ parse_pairwise_csv / parse_votes_csv`, the PandaLM demo reader `annotations.demo.parse_pandalm`
+(ImportFileError) and `ranking.votes_csv.read_votes_csv` (VoteFileError). No database is touched, so
+these run everywhere, SQLite or not.
 """
 from __future__ import annotations
 
@@ -15,13 +18,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from annotations.demo import PandaLMData, parse_pandalm
 from annotations.importers import (
     ImportFileError,
+    ParsedGenerations,
+    ParsedPairwise,
+    json_problem,
     parse_generations,
     parse_generations_csv,
     parse_generations_jsonl,
     parse_pairwise_csv,
     parse_votes_csv,
+    text_problem,
 )
 from ranking.votes_csv import VoteFileError, read_votes_csv
 
@@ -45,14 +53,41 @@ def assert_located(error: Exception, filename: str) -> None:
     assert "\n" not in message and "\r" not in message, f"the message is not one line: {message!r}"
 
 
+def stored_strings(parsed) -> list[str]:
+    """Every string a parse result would have written to the database."""
+    if isinstance(parsed, PandaLMData):
+        return stored_strings(parsed.generations)
+    if isinstance(parsed, ParsedGenerations):
+        return ([i.external_id for i in parsed.instances.values()]
+                + [i.input for i in parsed.instances.values() if i.input is not None]
+                + [i.reference for i in parsed.instances.values() if i.reference is not None]
+                + [text for g in parsed.generations for text in (g.system, g.text)])
+    if isinstance(parsed, ParsedPairwise):
+        return [text for texts in parsed.instances.values() for side in texts for text in side] + [
+            j.worker for j in parsed.judgments]
+    return [text for v in parsed for text in (v.instance_id, v.system_a, v.system_b, v.annotator)]
+
+
+def assert_storable(parsed) -> None:
+    for text in stored_strings(parsed):
+        assert isinstance(text, str) and text_problem(text) is None, f"accepted an unstorable text: {text!r}"
+    generations = parsed.generations if isinstance(parsed, PandaLMData) else parsed
+    if isinstance(generations, ParsedGenerations):
+        assert all(g.text.strip() for g in generations.generations), "accepted an empty generation"
+        for instance in generations.instances.values():
+            assert json_problem(instance.metadata) is None, f"accepted unstorable metadata: {instance.metadata!r}"
+
+
 def check_import_parser(parse, filename: str, *args, **kwargs):
     try:
-        parse(*args, **kwargs)
+        parsed = parse(*args, **kwargs)
     except ImportFileError as error:
         assert_located(error, filename)
     except Exception as error:  # noqa: BLE001 - only the known, reported bugs pass here
         if not tolerated(error):
             raise
+    else:
+        assert_storable(parsed)
 
 
 def check_bytes_parsers(data: bytes) -> None:
@@ -61,6 +96,7 @@ def check_bytes_parsers(data: bytes) -> None:
     check_import_parser(parse_generations, "gen.csv", "gen.csv", MAX_TEXT, data=data)
     check_import_parser(parse_pairwise_csv, "pairs.csv", "pairs.csv", MAX_TEXT, data=data)
     check_import_parser(parse_votes_csv, "votes.csv", "votes.csv", data=data)
+    check_import_parser(parse_pandalm, "t.json", "t.json", data=data, max_text_bytes=MAX_TEXT)
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +168,12 @@ def test_damaged_votes_csv_is_parsed_or_rejected_with_a_located_error(vote_file,
 
 
 @FUZZ
+@given(inputs.mutated(inputs.pandalm_seed()))
+def test_damaged_pandalm_file_is_read_or_rejected_with_a_located_error(data):
+    check_import_parser(parse_pandalm, "t.json", "t.json", data=data, max_text_bytes=MAX_TEXT)
+
+
+@FUZZ
 @given(inputs.mutated(inputs.arena_seed()))
 def test_damaged_arena_battles_are_read_or_rejected_with_a_located_error(vote_file, data):
     check_read_votes_csv(vote_file, data)
@@ -145,6 +187,12 @@ def test_damaged_arena_battles_are_read_or_rejected_with_a_located_error(vote_fi
 @given(inputs.structured_jsonl())
 def test_generation_lines_with_wrong_values_are_rejected_with_a_located_error(data):
     check_import_parser(parse_generations, "gen.jsonl", "gen.jsonl", MAX_TEXT, data=data)
+
+
+@FUZZ
+@given(inputs.structured_pandalm())
+def test_pandalm_items_with_wrong_values_are_skipped_or_rejected_with_a_located_error(data):
+    check_import_parser(parse_pandalm, "t.json", "t.json", data=data, max_text_bytes=MAX_TEXT)
 
 
 @FUZZ
@@ -182,3 +230,13 @@ def test_the_seeds_are_valid_files(vote_file):
     assert len(read_votes_csv(vote_file)) == 6
     vote_file.write_bytes(inputs.arena_seed())
     assert read_votes_csv(vote_file).winner == ["a", "both_bad", "tie"]
+    assert len(parse_pandalm("t.json", data=inputs.pandalm_seed()).items) == 6
+
+
+@pytest.mark.parametrize("raw", inputs.RAW_JSON_VALUES, ids=range(len(inputs.RAW_JSON_VALUES)))
+def test_every_raw_json_value_is_refused_in_metadata(raw):
+    """Each verbatim JSON shape the fuzzers splice in is refused where it lands in a stored value."""
+    line = '{"instance_id": "x0", "input": "Q?", "system": "s", "generations": ["A"], "metadata": {"m": %s}}' % raw
+    with pytest.raises(ImportFileError) as error:
+        parse_generations_jsonl("gen.jsonl", line, MAX_TEXT)
+    assert str(error.value).startswith("gen.jsonl:1: metadata: "), str(error.value)
