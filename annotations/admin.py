@@ -3,9 +3,11 @@ votes, and an upload form for every importer."""
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 
+from . import quality
 from .importers import ImportFileError
 from .models import (
     AnnotatorProfile,
@@ -19,6 +21,7 @@ from .models import (
     System,
     Vote,
 )
+from .forms import StudyForm
 from .services import import_file, parse_system_names
 
 
@@ -98,11 +101,13 @@ class StudyAdmin(admin.ModelAdmin):
                     "vote_count", "leaderboard_public")
     list_filter = ("status", "policy", "dataset")
     search_fields = ("slug", "name")
-    filter_horizontal = ("systems",)
-    readonly_fields = ("selection_summary", "created_at", "opened_at")
+    # One set of rules for the admin and the staff form (StudyForm); the status changes only through the
+    # open and close actions, which create the comparisons and release the final leaderboard.
+    form = StudyForm
+    readonly_fields = ("status", "selection_summary", "created_at", "opened_at")
     actions = [open_selected_studies, close_selected_studies]
     fieldsets = (
-        (None, {"fields": ("slug", "name", "dataset", "systems", "instructions", "status")}),
+        (None, {"fields": ("slug", "name", "dataset", "systems", "instructions", "output_format", "status")}),
         ("Selection", {"fields": ("policy", "policy_metric", "threshold", "top_fraction", "sample_size",
                                   "selection_seed", "selection_summary")}),
         ("Collection", {"fields": ("sample_pairs_per_unit", "votes_per_comparison", "lease_seconds", "quota",
@@ -143,15 +148,47 @@ class AssignmentAdmin(admin.ModelAdmin):
     list_select_related = ("comparison__study", "annotator")
 
 
+class VoteActionForm(ActionForm):
+    reason = forms.CharField(required=False, max_length=200, label="Reason",
+                             help_text="Kept with each excluded vote and shown in exports.")
+
+
+def _by_study(queryset):
+    studies = {}
+    for vote in queryset.select_related("study"):
+        studies.setdefault(vote.study, []).append(vote.pk)
+    return studies
+
+
+@admin.action(description="Exclude the selected votes from the results (give a reason)")
+def exclude_selected_votes(modeladmin, request, queryset):
+    try:
+        changed = sum(quality.exclude_votes(study, ids, request.POST.get("reason", ""), by=request.user)
+                      for study, ids in _by_study(queryset).items())
+    except quality.QualityError as exc:
+        modeladmin.message_user(request, str(exc), messages.ERROR)
+        return
+    modeladmin.message_user(request, f"{changed} vote{'s' if changed != 1 else ''} excluded; leaderboards follow.")
+
+
+@admin.action(description="Restore the selected votes to the results")
+def restore_selected_votes(modeladmin, request, queryset):
+    changed = sum(quality.restore_votes(study, ids) for study, ids in _by_study(queryset).items())
+    modeladmin.message_user(request, f"{changed} vote{'s' if changed != 1 else ''} restored; leaderboards follow.")
+
+
 @admin.register(Vote)
 class VoteAdmin(admin.ModelAdmin):
-    """Votes are records: readable, filterable, exportable, never edited or deleted by hand."""
+    """Votes are records: readable, filterable, exportable, never edited or deleted by hand; staff can
+    exclude them from the results, with a reason, and restore them (annotations.quality)."""
 
     list_display = ("id", "study", "comparison", "annotator", "choice", "winner", "submitted_at", "duration_seconds",
-                    "gold_passed", "too_fast", "excluded", "source")
+                    "gold_passed", "too_fast", "excluded", "exclusion_reason", "source")
     list_filter = ("study", "winner", "source", "too_fast", "gold_passed", "excluded")
     search_fields = ("annotator__username", "rationale")
     list_select_related = ("study", "comparison", "annotator")
+    action_form = VoteActionForm
+    actions = [exclude_selected_votes, restore_selected_votes]
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]

@@ -41,7 +41,7 @@ class StudyForm(forms.ModelForm):
     class Meta:
         model = Study
         fields = [
-            "slug", "name", "dataset", "systems", "instructions",
+            "slug", "name", "dataset", "systems", "instructions", "output_format",
             "policy", "policy_metric", "threshold", "top_fraction", "sample_size", "selection_seed",
             "sample_pairs_per_unit", "votes_per_comparison", "lease_seconds", "quota",
             "allow_tie", "allow_both_bad", "both_bad", "rationale", "gold_every", "too_fast_seconds",

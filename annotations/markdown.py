@@ -37,3 +37,15 @@ def render_markdown(text: str) -> SafeString:
     clean = nh3.clean(html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES, attribute_filter=_keep_attribute,
                       url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow")
     return mark_safe(clean)  # noqa: S308 - sanitised by nh3 just above
+
+
+OUTPUT_TAGS = ALLOWED_TAGS - {"img"}  # an output never makes the browser fetch anything
+
+
+def render_output(text: str) -> SafeString:
+    """A model's output as an annotator sees it when the study shows Markdown: headings, lists, tables and
+    code blocks (monospaced, in <pre>) rendered; raw HTML and images in the output reduced to text."""
+    html = md.markdown(text or "", extensions=["extra", "sane_lists"], output_format="html")
+    clean = nh3.clean(html, tags=OUTPUT_TAGS, attributes={"a": {"href", "title"}, "td": {"align"}, "th": {"align"}},
+                      url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow")
+    return mark_safe(clean)  # noqa: S308 - sanitised by nh3 just above

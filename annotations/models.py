@@ -134,6 +134,9 @@ class Study(models.Model):
         default=24, help_text="For release 'in batches': at most one public update per this many hours.")
     release_min_votes = models.PositiveIntegerField(
         default=200, help_text="For release 'in batches': at least this many new votes in each public update.")
+    output_format = models.CharField(
+        max_length=10, choices=[("markdown", "Markdown (rendered safely, code monospaced)"), ("plain", "Plain text")],
+        default="markdown", help_text="How the two outputs are shown; annotators can always switch to the raw text.")
     prolific_pid_pattern = models.CharField(
         max_length=200, blank=True,
         help_text="A regular expression a PROLIFIC_PID must match in full; empty = Prolific's own format "
@@ -272,6 +275,11 @@ class Vote(models.Model):
     too_fast = models.BooleanField(default=False)
     excluded = models.BooleanField(default=False)
     exclusion_reason = models.CharField(max_length=200, blank=True)
+    excluded_at = models.DateTimeField(null=True, blank=True)
+    excluded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    excluded_with_annotator = models.BooleanField(
+        default=False, help_text="Excluded because its annotator was (restoring the annotator restores it).")
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.LIVE)
 
     class Meta:
@@ -292,6 +300,43 @@ class Vote(models.Model):
     @property
     def side_chosen(self) -> str:
         return self.choice if self.choice in ("left", "right") else ""
+
+
+class AnnotatorExclusion(models.Model):
+    """Staff left an annotator out of a study's results (spam, too fast, failed gold), with the reason.
+
+    Their votes are excluded (and restored with them); votes they cast later are excluded on arrival."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="annotator_exclusions")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=200)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["study", "annotator"], name="annotator_excluded_once")]
+
+    def __str__(self):
+        return f"{self.annotator} excluded from {self.study}"
+
+
+class ItemFlag(models.Model):
+    """An annotator said an item cannot be judged (broken, empty, unreadable). The item is not counted as a
+    vote; it leaves their queue and its slot goes back to the pool; staff see the flags."""
+
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="flag")
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="flags")
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="flags")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"flag on {self.comparison}"
 
 
 class AnnotatorProfile(models.Model):

@@ -50,7 +50,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
-from .models import Assignment, Comparison, Study, Vote
+from .models import AnnotatorExclusion, Assignment, Comparison, ItemFlag, Study, Vote
 
 UNIT_GAP = 2  # other items served between two sample pairs of the same consistency unit
 MAX_LEASE_TRIES = 25  # candidates tried per request when others lease the same items concurrently
@@ -120,19 +120,29 @@ def _lock_annotator(user) -> None:
              .values_list("pk", flat=True))
 
 
-def _lock_annotator_and_share_study(study: Study, user) -> str:
+_EXCLUDED = (f'EXISTS (SELECT 1 FROM "{AnnotatorExclusion._meta.db_table}" x '
+             "WHERE x.study_id = s.id AND x.annotator_id = %s)")
+
+
+def _lock_annotator_and_share_study(study: Study, user) -> tuple[str, bool]:
     """Lock the annotator's row, and read the study's status under a shared row lock, both held to COMMIT
-    (SQLite: its write lock). One statement, so the vote path pays nothing for the annotator's lock.
+    (SQLite: its write lock), and whether staff excluded this annotator from the study. One statement,
+    so the vote path pays nothing for the annotator's lock or the exclusion check.
 
     Raw SQL because the ORM's select_for_update has no FOR SHARE."""
     if _is_sqlite():
         _take_sqlite_write_lock(Study._meta.db_table, study.pk)
-        return Study.objects.filter(pk=study.pk).values_list("status", flat=True).get()
+        with connection.cursor() as cursor:
+            cursor.execute(f'SELECT s.status, {_EXCLUDED} FROM "{Study._meta.db_table}" s WHERE s.id = %s',
+                           [user.pk, study.pk])
+            status, excluded = cursor.fetchone()
+            return status, bool(excluded)
     with connection.cursor() as cursor:
         cursor.execute(
-            f'SELECT s.status FROM "{Study._meta.db_table}" s, "{get_user_model()._meta.db_table}" u '
-            "WHERE s.id = %s AND u.id = %s FOR NO KEY UPDATE OF u FOR SHARE OF s", [study.pk, user.pk])
-        return cursor.fetchone()[0]
+            f'SELECT s.status, {_EXCLUDED} FROM "{Study._meta.db_table}" s, "{get_user_model()._meta.db_table}" u '
+            "WHERE s.id = %s AND u.id = %s FOR NO KEY UPDATE OF u FOR SHARE OF s", [user.pk, study.pk, user.pk])
+        status, excluded = cursor.fetchone()
+        return status, bool(excluded)
 
 
 def _lock_comparison_of(token: str, user) -> None:
@@ -351,6 +361,49 @@ def has_open_items(study: Study, user, now: datetime | None = None) -> bool:
     return mine.exists() or bool(_open_comparisons(study, user, now, limit=1))
 
 
+class Availability:
+    """Why `next_assignment` has nothing for this annotator, in words a person can act on."""
+
+    ITEMS_LEFT = "items_left"  # there is something: go on
+    QUOTA_MET = "quota_met"  # they did what was asked of them
+    CLOSED = "closed"  # the study takes no more votes
+    NOTHING_SELECTED = "nothing_selected"  # the study's policy chose no item at all
+    COMPLETE = "complete"  # every item has all the votes it needs
+    LEASED = "leased"  # the items still needing votes are held by others for now
+    JUDGED_ALL = "judged_all"  # the items still needing votes are ones they already judged
+
+
+@dataclass
+class Status:
+    state: str
+    retry_minutes: int = 0  # LEASED: when the first lease held by someone else runs out
+
+
+def availability(study: Study, user, progress_now: Progress | None = None, now: datetime | None = None) -> Status:
+    """What the done page tells the annotator (read-only; a few aggregate queries, off the vote path)."""
+    now = now or timezone.now()
+    progress_now = progress_now or progress(study, user)
+    if study.status == Study.Status.CLOSED:
+        return Status(Availability.CLOSED)
+    if progress_now.quota_met:
+        return Status(Availability.QUOTA_MET)
+    if has_open_items(study, user, now):
+        return Status(Availability.ITEMS_LEFT)
+    served = Comparison.objects.filter(study=study, selected=True, is_gold=False)
+    if not served.exists():
+        return Status(Availability.NOTHING_SELECTED)
+    unfilled = served.filter(votes_count__lt=study.votes_per_comparison)
+    if not unfilled.exists():
+        return Status(Availability.COMPLETE)
+    mine = Assignment.objects.filter(comparison=OuterRef("pk"), annotator=user)
+    held_by_others = (Assignment.objects.filter(comparison__in=unfilled.filter(~Exists(mine)),
+                                                completed_at__isnull=True, expires_at__gt=now)
+                      .order_by("expires_at").values_list("expires_at", flat=True).first())
+    if held_by_others is not None:
+        return Status(Availability.LEASED, max(1, -(-int((held_by_others - now).total_seconds()) // 60)))
+    return Status(Availability.JUDGED_ALL)
+
+
 # --------------------------------------------------------------------------------------------------
 # voting
 
@@ -403,7 +456,7 @@ def submit_vote(study: Study, user, token: str, choice: str, rationale: str = ""
 def _store_vote(study: Study, user, token: str, choice: str, rationale: str, now: datetime) -> SubmitResult:
     from ranking.services import apply_vote_to_ratings, schedule_leaderboard_recompute
 
-    status = _lock_annotator_and_share_study(study, user)
+    status, excluded = _lock_annotator_and_share_study(study, user)
     _lock_comparison_of(token, user)
     assignment = (Assignment.objects.select_for_update(of=("self",)).select_related("comparison")
                   .filter(token=token, annotator=user, comparison__study=study).first())
@@ -432,9 +485,46 @@ def _store_vote(study: Study, user, token: str, choice: str, rationale: str, now
         submitted_at=now, duration_seconds=duration,
         gold_passed=(winner == comparison.gold_answer) if comparison.is_gold and comparison.gold_answer else None,
         too_fast=duration < study.too_fast_seconds,
+        **({"excluded": True, "exclusion_reason": "annotator excluded", "excluded_at": now,
+            "excluded_with_annotator": True} if excluded else {}),
     )
     Assignment.objects.filter(pk=assignment.pk).update(completed_at=now)
     Comparison.objects.filter(pk=comparison.pk).update(votes_count=F("votes_count") + 1)
     apply_vote_to_ratings(vote)
     transaction.on_commit(lambda: schedule_leaderboard_recompute(study.pk))
     return SubmitResult(vote, replay=False)
+
+
+FLAG_REASON_MAX_CHARS = 1000
+
+
+def flag_item(study: Study, user, token: str, reason: str = "", now: datetime | None = None) -> ItemFlag:
+    """The annotator cannot judge this item: no vote is stored, the item leaves their queue and its slot
+    returns to the pool (a completed assignment holds no lease), and staff see the flag. Same locks, in the
+    same order, as a vote."""
+    now = now or timezone.now()
+    if not TOKEN_PATTERN.fullmatch(token or ""):
+        raise VoteRejected("This item is not yours or no longer exists.", status=404)
+    reason = (reason or "").strip()
+    if "\x00" in reason:
+        raise VoteRejected("The note contains a character that cannot be stored.")
+    if len(reason) > FLAG_REASON_MAX_CHARS:
+        raise VoteRejected(f"Please keep the note under {FLAG_REASON_MAX_CHARS} characters.")
+    with transaction.atomic():
+        status, _ = _lock_annotator_and_share_study(study, user)
+        _lock_comparison_of(token, user)
+        assignment = (Assignment.objects.select_for_update(of=("self",)).select_related("comparison")
+                      .filter(token=token, annotator=user, comparison__study=study).first())
+        if assignment is None:
+            raise VoteRejected("This item is not yours or no longer exists.", status=404)
+        existing = ItemFlag.objects.filter(assignment=assignment).first()
+        if existing is not None:
+            return existing
+        if assignment.completed_at is not None:
+            raise VoteRejected("This item was already answered.", status=409)
+        if status != Study.Status.OPEN:
+            raise VoteRejected("This study is closed.", status=409)
+        flag = ItemFlag.objects.create(assignment=assignment, study=study, comparison=assignment.comparison,
+                                       annotator=user, reason=reason, created_at=now)
+        Assignment.objects.filter(pk=assignment.pk).update(completed_at=now)
+        return flag

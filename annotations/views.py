@@ -39,12 +39,13 @@ from .auth import (
     switch_to,
 )
 from .forms import InviteForm, StudyForm
-from .markdown import render_markdown
+from .markdown import render_markdown, render_output
 from .models import Assignment, Comparison, InviteLink, Study
 from lib.ratelimit import hit
 from .selection import SelectionError, close_study, open_study
 
 INVITE_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")  # InviteLink.token: token_urlsafe(24)
+ANSWER_LABELS = {"left": "Response A", "right": "Response B", "tie": "Tie", "both_bad": "Both bad"}
 ANSWERS = (  # (value posted, keyboard shortcut, label); shortcuts stay fixed whatever the study allows
     ("left", "1", "Response A"),
     ("right", "2", "Response B"),
@@ -102,6 +103,9 @@ def item_context(request, study: Study, assignment: Assignment, error: str = "",
         "input_text": comparison.instance.input,
         "left_text": left.text,
         "right_text": right.text,
+        "rendered": study.output_format == "markdown",
+        "left_html": render_output(left.text) if study.output_format == "markdown" else "",
+        "right_html": render_output(right.text) if study.output_format == "markdown" else "",
         "answers": [{"value": v, "key": k, "label": label} for v, k, label in ANSWERS if v in allowed],
         "rationale_mode": study.rationale,
         "rationale_text": rationale,
@@ -129,6 +133,8 @@ def next_item_response(request, study: Study, notice: str = "", status: int = 20
     if not progress.quota_met and study.status == Study.Status.OPEN:
         assignment = queue.next_assignment(study, request.user, done=progress.done)
     if assignment is None:
+        if notice:
+            messages.info(request, notice)  # shown on the done page
         if is_htmx(request):  # htmx follows HX-Redirect whatever the status: keep a refusal's status
             return HttpResponse(status=status, headers={"HX-Redirect": done_url})
         return redirect(done_url)
@@ -217,7 +223,11 @@ def vote(request, slug):
         response["Retry-After"] = str(retry_after)
         return response
     try:
-        queue.submit_vote(study, request.user, token, choice, rationale)
+        if choice == "flag":
+            queue.flag_item(study, request.user, token, request.POST.get("flag_reason", ""))
+            return next_item_response(request, study, notice="Thank you: the item is reported to the research "
+                                      "team and will not count. Here is the next one.")
+        result = queue.submit_vote(study, request.user, token, choice, rationale)
     except queue.VoteRejected as exc:
         current = open_assignment_for(request, study, token) if exc.status == 400 else None
         if current is not None:
@@ -225,6 +235,12 @@ def vote(request, slug):
         if study.status != Study.Status.OPEN:
             return message_page(request, "Study closed", str(exc), status=exc.status)
         return next_item_response(request, study, notice=str(exc), status=exc.status)
+    if result.replay:  # the same item answered twice (two tabs, a resent form): say which answer counts
+        kept = ANSWER_LABELS.get(result.vote.choice, result.vote.choice)
+        same = result.vote.choice == choice
+        return next_item_response(request, study, notice=(
+            "This item was already answered, so nothing changed." if same else
+            f"This item was already answered in another tab or window: your first answer, “{kept}”, was kept."))
     return next_item_response(request, study)
 
 
@@ -237,8 +253,11 @@ def done(request, slug):
     except StudyNotAvailable:
         return not_available(request)
     progress = queue.progress(study, request.user)
-    items_left = study.status == Study.Status.OPEN and queue.has_open_items(study, request.user)
-    finished = progress.quota_met or (not study.quota and progress.done > 0 and not items_left)
+    status = queue.availability(study, request.user, progress)
+    states = queue.Availability
+    # Finished = did what was asked: the quota, or (without a quota) everything there was for them.
+    finished = status.state == states.QUOTA_MET or (
+        not study.quota and progress.done > 0 and status.state in (states.COMPLETE, states.JUDGED_ALL, states.CLOSED))
     completion_code = study.prolific_completion_code if finished else ""
     if completion_code:
         record_completion_shown(study, request.user)
@@ -246,8 +265,8 @@ def done(request, slug):
         "study_slug": study.slug,
         "progress": progress,
         "finished": finished,
-        "items_left": items_left,
-        "closed": study.status == Study.Status.CLOSED,
+        "state": status.state,
+        "retry_minutes": status.retry_minutes,
         "completion_code": completion_code,
         "redirect_url": study.prolific_redirect_url if finished else "",
     })

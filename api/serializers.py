@@ -280,3 +280,26 @@ class TokenRotateSerializer(serializers.Serializer):
 class TokenSerializer(serializers.Serializer):
     token = serializers.CharField()
     created = serializers.BooleanField()
+
+
+class ExclusionSerializer(serializers.Serializer):
+    """Exclude (or restore) votes by id, or a whole annotator by pseudonym, with a reason."""
+
+    votes = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, max_length=20000,
+                                  help_text="vote_id values from the votes endpoint.")
+    annotator = serializers.CharField(required=False, max_length=32, help_text="An annotator's pseudonym.")
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=200,
+                                   help_text="Required to exclude; kept with the votes and shown in exports.")
+    restore = serializers.BooleanField(default=False, help_text="Bring them back into the results.")
+
+    def validate(self, data):
+        if bool(data.get("votes")) == bool(data.get("annotator")):
+            raise serializers.ValidationError("Give either votes (a list of vote ids) or annotator (a pseudonym).")
+        if not data["restore"] and not (data.get("reason") or "").strip():
+            raise serializers.ValidationError({"reason": "A reason is required to exclude."})
+        return data
+
+
+class ExclusionResultSerializer(serializers.Serializer):
+    study = serializers.CharField()
+    changed = serializers.IntegerField(help_text="Votes whose exclusion changed.")

@@ -17,6 +17,7 @@ urlpatterns = [
     path("v1/studies/<slug:slug>/", views.StudyDetail.as_view(), name="study"),
     path("v1/studies/<slug:slug>/comparisons/", views.StudyComparisons.as_view(), name="study_comparisons"),
     path("v1/studies/<slug:slug>/votes/", views.study_votes, name="study_votes"),
+    path("v1/studies/<slug:slug>/exclusions/", views.study_exclusions, name="study_exclusions"),
     path("v1/studies/<slug:slug>/leaderboards/", views.study_leaderboards, name="study_leaderboards"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", views.docs, name="docs"),

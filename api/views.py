@@ -219,6 +219,40 @@ def study_votes(request, slug):
 
 
 @extend_schema(
+    request=s.ExclusionSerializer,
+    responses={200: s.ExclusionResultSerializer, 400: OpenApiResponse(description="Invalid request; nothing changed."),
+               404: OpenApiResponse(description="No such study, or no such annotator in it.")},
+    summary="Exclude or restore votes or an annotator",
+    description="Leave votes (by vote_id), or every vote of an annotator (by pseudonym, including their later "
+                "votes), out of the study's leaderboards, agreement and DPO export, with a reason; `restore` "
+                "brings them back. Votes of other studies in the list are ignored.",
+)
+@api_view(["POST"])
+def study_exclusions(request, slug):
+    from annotations import quality
+    from annotations.models import AnnotatorProfile
+
+    study = get_object_or_404(Study, slug=slug)
+    data = _validated(s.ExclusionSerializer, request.data)
+    try:
+        if data.get("annotator"):
+            profile = (AnnotatorProfile.objects.filter(pseudonym=data["annotator"], user__votes__study=study)
+                       .select_related("user").first())
+            if profile is None:
+                return Response({"detail": "No annotator with this pseudonym voted in this study."},
+                                status=status.HTTP_404_NOT_FOUND)
+            changed = (quality.restore_annotator(study, profile.user) if data["restore"] else
+                       quality.exclude_annotator(study, profile.user, data["reason"], by=request.user))
+        elif data["restore"]:
+            changed = quality.restore_votes(study, data["votes"])
+        else:
+            changed = quality.exclude_votes(study, data["votes"], data["reason"], by=request.user)
+    except quality.QualityError as exc:
+        return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+    return Response({"study": study.slug, "changed": changed})
+
+
+@extend_schema(
     parameters=[s.LeaderboardQuerySerializer],
     responses=inline_serializer("Leaderboards", {
         "study": serializers.CharField(), "leaderboards": s.LeaderboardSerializer(many=True),

@@ -13,7 +13,7 @@ from django.db.models import Count, Max, Min, Q, Sum, Value
 from django.db.models.functions import Least, TruncDay, TruncHour, TruncMinute, TruncWeek
 from django.utils import timezone
 
-from annotations.models import Assignment, Comparison, Generation, Study, Vote
+from annotations.models import AnnotatorExclusion, Assignment, Comparison, Generation, ItemFlag, Study, Vote
 
 from . import agreement
 
@@ -136,7 +136,9 @@ def annotator_table(study: Study, rows: list[dict] | None = None) -> list[dict]:
                            too_fast=r["too_fast"], live=r["source"] == Vote.Source.LIVE) for r in rows],
         agreement_triples(rows))
     names = _pseudonyms({s.annotator for s in stats})
-    return [{"pseudonym": names[s.annotator], **{k: v for k, v in vars(s).items() if k != "annotator"}}
+    exclusions = {x.annotator_id: x for x in AnnotatorExclusion.objects.filter(study=study)}
+    return [{"pseudonym": names[s.annotator], "annotator_id": s.annotator, "exclusion": exclusions.get(s.annotator),
+             **{k: v for k, v in vars(s).items() if k != "annotator"}}
             for s in stats]
 
 
@@ -363,3 +365,15 @@ def dataset_summary(dataset) -> dict:
         "studies": list(dataset.studies.order_by("slug").values_list("slug", flat=True)),
         "separability": by_metric,
     }
+
+
+def item_flags(study: Study, limit: int = 50) -> list[dict]:
+    """Items annotators reported as impossible to judge, newest first, with how often each was reported."""
+    counts = dict(ItemFlag.objects.filter(study=study).values_list("comparison").annotate(n=Count("id")))
+    flags = (ItemFlag.objects.filter(study=study).select_related("comparison__instance", "comparison__system_a",
+                                                                  "comparison__system_b")[:limit])
+    names = _pseudonyms({f.annotator_id for f in flags})
+    return [{"comparison_id": f.comparison_id, "instance_id": f.comparison.instance.external_id,
+             "systems": f"{f.comparison.system_a.name} vs {f.comparison.system_b.name}",
+             "annotator": names.get(f.annotator_id, "?"), "reason": f.reason, "created_at": f.created_at,
+             "times": counts.get(f.comparison_id, 1)} for f in flags]

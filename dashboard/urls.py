@@ -9,6 +9,8 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("studies/<slug:slug>/", views.study, name="study"),
     path("studies/<slug:slug>/export/<str:fmt>/", views.export_votes, name="export_votes"),
+    path("studies/<slug:slug>/annotators/<int:user_id>/exclusion/", views.exclude_annotator,
+         name="exclude_annotator"),
     path("datasets/<slug:slug>/separability/", views.separability, name="separability"),
     path("datasets/<slug:slug>/separability/run/", views.start_run, name="start_run"),
     path("datasets/<slug:slug>/separability/export/", views.export_separability, name="export_separability"),

@@ -14,7 +14,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from annotations.models import Dataset, Study
+from django.contrib.auth import get_user_model
+
+from annotations import quality
+from annotations.models import Dataset, Study, Vote
 
 from evalsite.decorators import staff_required
 
@@ -62,7 +65,29 @@ def study(request, slug):
         "large": progress["votes"] > exports.LARGE_EXPORT_VOTES,
         "large_limit": exports.LARGE_EXPORT_VOTES,
         "jobs": ExportJob.objects.filter(study=study)[:5],
+        "flags": queries.item_flags(study),
     })
+
+
+@require_POST
+@staff_required
+def exclude_annotator(request, slug, user_id):
+    """Leave an annotator out of the study's results (reason kept), or bring them back (`restore`)."""
+    study = get_object_or_404(Study, slug=slug)
+    annotator = get_user_model().objects.filter(pk=user_id).first()
+    if annotator is None or not Vote.objects.filter(study=study, annotator=annotator).exists():
+        raise Http404("This person has no vote in this study.")
+    try:
+        if request.POST.get("action") == "restore":
+            changed = quality.restore_annotator(study, annotator)
+            messages.success(request, f"Annotator restored: {changed} vote{'s' if changed != 1 else ''} count again.")
+        else:
+            changed = quality.exclude_annotator(study, annotator, request.POST.get("reason", ""), by=request.user)
+            messages.success(request, f"Annotator excluded: {changed} vote{'s' if changed != 1 else ''} left out; "
+                             "the leaderboards and agreement are recomputed.")
+    except quality.QualityError as exc:
+        messages.error(request, str(exc))
+    return redirect(reverse("dashboard:study", args=[slug]) + "#annotators-h")
 
 
 @require_GET

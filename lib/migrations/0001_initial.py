@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('key', models.CharField(max_length=200)),
-                ('bucket', models.BigIntegerField(help_text='Window number: Unix time // window length.')),
+                ('bucket', models.BigIntegerField(help_text='Slice number: Unix time // slice length.')),
                 ('count', models.PositiveIntegerField(default=0)),
                 ('expires_at', models.DateTimeField()),
             ],

@@ -89,7 +89,8 @@ def test_page_shows_input_and_two_responses_labelled_a_and_b(blind_study):
     assert response.status_code == 200
     html = response.content.decode()
     assert "Response A" in html and "Response B" in html
-    assert html.count('class="generation"') == 3  # input + two responses
+    assert html.count('class="generation raw-text"') == 3  # input + two responses, as written
+    assert html.count('class="generation formatted"') == 2  # the responses rendered (Markdown), raw text a click away
     assert re.search(r"Summarise document \d\.", html)
     assert 'name="token"' in html
 

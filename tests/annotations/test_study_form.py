@@ -28,7 +28,7 @@ def form_data(base, **overrides):
         "allow_tie": "on", "allow_both_bad": "on", "both_bad": "tie", "rationale": "off", "gold_every": 0,
         "too_fast_seconds": 3, "prolific_study_id": "", "prolific_completion_code": "", "prolific_redirect_url": "",
         "leaderboard_public": "on", "leaderboard_release": "on_close", "release_every_hours": 24,
-        "release_min_votes": 200,
+        "release_min_votes": 200, "output_format": "markdown",
     }
     data.update(overrides)
     return data

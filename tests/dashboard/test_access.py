@@ -30,7 +30,8 @@ def objects(media_root, monkeypatch):
 
     monkeypatch.setattr(runs, "BACKGROUND_WHEN_EAGER", False)
     monkeypatch.setattr(services, "compute_dataset_separability", fake_compute)
-    return {"study": study.slug, "dataset": study.dataset.slug, "run": run.pk, "job": job.pk}
+    voter = study.votes.order_by("id").values_list("annotator_id", flat=True).first()
+    return {"study": study.slug, "dataset": study.dataset.slug, "run": run.pk, "job": job.pk, "annotator": voter}
 
 
 # (kind, method, url template, staff status). kind: dashboard (login redirect / 403), admin (admin login
@@ -49,6 +50,7 @@ ROUTES = [
     ("dashboard", "get", "/dashboard/exports/{job}/", 200),
     ("dashboard", "get", "/dashboard/exports/{job}/progress/", 200),
     ("dashboard", "get", "/dashboard/exports/{job}/download/", 200),
+    ("dashboard", "post", "/dashboard/studies/{study}/annotators/{annotator}/exclusion/", 302),  # no reason: refused
     ("admin", "get", "/admin/", 200),
     ("admin", "get", "/admin/annotations/study/", 200),
     ("admin", "get", "/admin/annotations/dataset/", 200),
@@ -67,6 +69,7 @@ ROUTES = [
     ("api", "get", "/api/v1/studies/{study}/votes/", 200),
     ("api", "get", "/api/v1/studies/{study}/votes/?format=csv", 200),
     ("api", "get", "/api/v1/studies/{study}/leaderboards/", 200),
+    ("api", "post", "/api/v1/studies/{study}/exclusions/", 400),  # staff: nothing named
     ("api", "post", "/api/v1/token/", 201),
     ("public", "get", "/api/schema/", 200),
     ("public", "get", "/api/docs/", 200),
@@ -121,9 +124,10 @@ def test_every_dashboard_and_api_route_is_in_the_table():
     for prefix, patterns in (("/dashboard/", dashboard_patterns), ("/api/", api_patterns)):
         for pattern in patterns:
             route = prefix + str(pattern.pattern)
-            route = (route.replace("<slug:slug>", "{x}").replace("<int:pk>", "{x}").replace("<str:fmt>", "csv"))
+            route = (route.replace("<slug:slug>", "{x}").replace("<int:pk>", "{x}").replace("<str:fmt>", "csv")
+                     .replace("<int:user_id>", "{x}"))
             normalised = {t.replace("{study}", "{x}").replace("{dataset}", "{x}").replace("{run}", "{x}")
-                          .replace("{job}", "{x}") for t in templates}
+                          .replace("{job}", "{x}").replace("{annotator}", "{x}") for t in templates}
             assert route in normalised, f"{route} is not in the access table"
 
 

@@ -41,6 +41,10 @@ TABLE = {
     "dashboard:run_progress": ("/dashboard/runs/{run}/progress/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
     "dashboard:export_job": ("/dashboard/exports/{job}/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
     "dashboard:export_progress": ("/dashboard/exports/{job}/progress/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
+    "dashboard:exclude_annotator": ("/dashboard/studies/{study}/annotators/{annotator_pk}/exclusion/",
+                                    {ANON: NOT_ALLOWED, ANNOTATOR: NOT_ALLOWED, STAFF: NOT_ALLOWED}),
+    "api:study_exclusions": ("/api/v1/studies/{study}/exclusions/",
+                             {ANON: UNAUTHENTICATED, ANNOTATOR: FORBIDDEN, STAFF: NOT_ALLOWED}),
     "dashboard:export_download": ("/dashboard/exports/{job}/download/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: 404}),
     "api:root": ("/api/v1/", {ANON: UNAUTHENTICATED, ANNOTATOR: FORBIDDEN, STAFF: OK}),
     "api:token": ("/api/v1/token/", {ANON: UNAUTHENTICATED, ANNOTATOR: FORBIDDEN, STAFF: NOT_ALLOWED}),
@@ -94,6 +98,8 @@ STATE_CHANGING = [
     ("/studies/{study}/invites/", STAFF),
     ("/studies/{study}/invites/{invite_pk}/toggle/", STAFF),
     ("/leaderboard/{study}/release/", STAFF),
+    ("/dashboard/studies/{study}/annotators/{annotator_pk}/exclusion/", STAFF),
+    ("/api/v1/studies/{study}/exclusions/", STAFF),
     ("/s/{study}/enter/", ANNOTATOR),
     ("/r/{reentry}/", ANNOTATOR),
     ("/dashboard/datasets/{dataset}/separability/run/", STAFF),
@@ -139,7 +145,7 @@ def world(db):
     run = SeparabilityRun.objects.create(dataset=study.dataset, total=3)
     job = ExportJob.objects.create(study=study, format=ExportJob.Format.CSV)  # queued: no file to download yet
     return {"study": study.slug, "dataset": study.dataset.slug, "invite": invite.token, "run": run.pk,
-            "job": job.pk, "invite_pk": invite.pk, "reentry": "k" * 32, "users": {ANNOTATOR: annotator, STAFF: staff}}
+            "job": job.pk, "invite_pk": invite.pk, "reentry": "k" * 32, "annotator_pk": annotator.pk, "users": {ANNOTATOR: annotator, STAFF: staff}}
 
 
 def client_for(role, world, enforce_csrf=False):
