@@ -33,9 +33,10 @@ from .importers import (
     ParsedInstance,
     _type_name,
     check_text,
-    shown,
+    json_decoder,
     load_json,
     read_utf8_text,
+    shown,
 )
 
 DEMO_DIR = Path(settings.BASE_DIR) / "demo" / "data"
@@ -114,7 +115,7 @@ def pandalm_prompt(item: dict) -> str:
 def json_array_items(name: str, text: str) -> list[tuple[int, object]]:
     """(line the element starts on, element) for each element of the JSON array that is the whole file;
     the whole file is read first, so a syntax error anywhere is reported before any item's content."""
-    items = []
+    items, decoder = [], json_decoder()
     position = json.decoder.WHITESPACE.match(text, 0).end()
     if text[position:position + 1] != "[":
         raise ImportFileError(name, _line_at(text, position), "json", "the file must be a JSON array of items")
@@ -122,7 +123,7 @@ def json_array_items(name: str, text: str) -> list[tuple[int, object]]:
     if text[position:position + 1] != "]":
         while True:
             line = _line_at(text, position)
-            value, position = load_json(name, line, text, position, ITEM_KEYS)
+            value, position = load_json(name, line, text, position, ITEM_KEYS, decoder)
             items.append((line, value))
             position = json.decoder.WHITESPACE.match(text, position).end()
             separator = text[position:position + 1]
@@ -159,7 +160,46 @@ def _unjudgeable(item: dict) -> str | None:
     return None
 
 
+@dataclass
+class _CheckedItem:
+    idx: int
+    systems: tuple[str, str]
+    prompt: str
+    app: str
+    labels: list[str]
+
+
+def _checked_item(name: str, line: int, item, max_text_bytes: int) -> _CheckedItem:
+    """An item's fields, each checked as every importer checks what it stores (responses aside: see
+    `_unjudgeable`); ImportFileError at the first problem."""
+    if not isinstance(item, dict):
+        raise ImportFileError(name, line, "item", f"must be a JSON object, not {_type_name(item)}")
+    missing = next((key for key in REQUIRED_KEYS if key not in item), None)
+    if missing:
+        raise ImportFileError(name, line, missing, "is missing")
+    idx = item["idx"]
+    if type(idx) is not int or idx < 0:  # bool is an int: refuse it too
+        raise ImportFileError(name, line, "idx", f"{shown(idx)} is not a whole number")
+    systems = check_text(name, line, "cmp_key", item["cmp_key"]).split("_")
+    if len(systems) != 2 or not all(s.strip() for s in systems) or systems[0] == systems[1]:
+        raise ImportFileError(name, line, "cmp_key", f"{shown(item['cmp_key'])} is not two different system "
+                              "names joined by '_'")
+    longest = max(len(system) for system in systems)
+    if longest > MAX_NAME_CHARS:
+        raise ImportFileError(name, line, "cmp_key", f"a system name is {longest} characters, over the limit "
+                              f"of {MAX_NAME_CHARS}")
+    check_text(name, line, "instruction", item["instruction"], max_text_bytes, allow_empty=True)
+    if item.get("input") is not None:
+        check_text(name, line, "input", item["input"], max_text_bytes, allow_empty=True)
+    prompt = check_text(name, line, "instruction", pandalm_prompt(item), max_text_bytes)
+    app = check_text(name, line, "motivation_app", item.get("motivation_app", ""), allow_empty=True)
+    labels = [_label(name, line, item, key) for key in ANNOTATOR_KEYS]
+    return _CheckedItem(idx, (systems[0], systems[1]), prompt, app, labels)
+
+
 def parse_pandalm(path: Path | str, data: bytes | None = None, max_text_bytes: int | None = None) -> PandaLMData:
+    """The PandaLM file as generations (one sample per instance and system) and judged items, with the
+    items skipped as unjudgeable (see the module docstring for both rules)."""
     name = str(path)
     max_text_bytes = max_text_bytes or settings.IMPORT_MAX_TEXT_BYTES
     parsed = ParsedGenerations(name)
@@ -168,52 +208,32 @@ def parse_pandalm(path: Path | str, data: bytes | None = None, max_text_bytes: i
     compared: set[tuple[str, frozenset]] = set()  # (instance key, {system, system})
     seen_idx: dict[int, int] = {}
     result = PandaLMData(parsed, [], [])
-    for line, item in json_array_items(name, read_utf8_text(path, data)):
-        if not isinstance(item, dict):
-            raise ImportFileError(name, line, "item", f"must be a JSON object, not {_type_name(item)}")
-        missing = next((key for key in REQUIRED_KEYS if key not in item), None)
-        if missing:
-            raise ImportFileError(name, line, missing, "is missing")
-        idx = item["idx"]
-        if type(idx) is not int or idx < 0:  # bool is an int: refuse it too
-            raise ImportFileError(name, line, "idx", f"{shown(idx)} is not a whole number")
-        if idx in seen_idx:
-            raise ImportFileError(name, line, "idx", f"{idx} already appears on line {seen_idx[idx]}")
-        seen_idx[idx] = line
-        systems = check_text(name, line, "cmp_key", item.get("cmp_key")).split("_")
-        if len(systems) != 2 or not all(s.strip() for s in systems) or systems[0] == systems[1]:
-            raise ImportFileError(name, line, "cmp_key", f"{shown(item['cmp_key'])} is not two different system names "
-                                  "joined by '_'")
-        for system in systems:
-            if len(system) > MAX_NAME_CHARS:
-                raise ImportFileError(name, line, "cmp_key", f"a system name is {len(system)} characters, over "
-                                      f"the limit of {MAX_NAME_CHARS}")
-        check_text(name, line, "instruction", item.get("instruction"), max_text_bytes, allow_empty=True)
-        if item.get("input") is not None:
-            check_text(name, line, "input", item["input"], max_text_bytes, allow_empty=True)
-        prompt = check_text(name, line, "instruction", pandalm_prompt(item), max_text_bytes)
-        app = check_text(name, line, "motivation_app", item.get("motivation_app", ""), allow_empty=True)
-        labels = [_label(name, line, item, key) for key in ANNOTATOR_KEYS]
-        reason = _unjudgeable(item)
+    for line, raw_item in json_array_items(name, read_utf8_text(path, data)):
+        item = _checked_item(name, line, raw_item, max_text_bytes)
+        if item.idx in seen_idx:
+            raise ImportFileError(name, line, "idx", f"{item.idx} already appears on line {seen_idx[item.idx]}")
+        seen_idx[item.idx] = line
+        reason = _unjudgeable(raw_item)
         if reason:
-            result.skipped.append(SkippedItem(idx, line, reason))
+            result.skipped.append(SkippedItem(item.idx, line, reason))
             continue
-        texts = [check_text(name, line, key, item[key], max_text_bytes) for key in RESPONSE_KEYS]
-        pair = frozenset(systems)
+        texts = [check_text(name, line, key, raw_item[key], max_text_bytes) for key in RESPONSE_KEYS]
+        pair = frozenset(item.systems)
 
         def fits(key: str) -> bool:
+            """The instance has no response of these systems yet, or the same ones, and not this pair."""
             return (key, pair) not in compared and all(
-                response.get((key, system), text) == text for system, text in zip(systems, texts))
+                response.get((key, system), text) == text for system, text in zip(item.systems, texts))
 
-        key = next((k for k in instances_of_prompt[prompt] if fits(k)), None)
+        key = next((k for k in instances_of_prompt[item.prompt] if fits(k)), None)
         if key is None:
-            key = f"p{idx:04d}"
-            instances_of_prompt[prompt].append(key)
-            parsed.instances[key] = ParsedInstance(key, line, prompt, None, {"app": app})
+            key = f"p{item.idx:04d}"
+            instances_of_prompt[item.prompt].append(key)
+            parsed.instances[key] = ParsedInstance(key, line, item.prompt, None, {"app": item.app})
         compared.add((key, pair))
-        for system, field_name, text in zip(systems, RESPONSE_KEYS, texts):
+        for system, field_name, text in zip(item.systems, RESPONSE_KEYS, texts):
             if (key, system) not in response:
                 response[(key, system)] = text
                 parsed.generations.append(ParsedGeneration(key, system, 0, text, line, field_name))
-        result.items.append(PandaLMItem(idx, key, systems[0], systems[1], labels, line))
+        result.items.append(PandaLMItem(item.idx, key, item.systems[0], item.systems[1], item.labels, line))
     return result

@@ -129,7 +129,7 @@ class _Unstorable:
     that overflows, an integer too long to convert), so it is reported with its field."""
 
     def __init__(self, token: str, what: str):
-        self.token, self.what = token if len(token) <= 20 else token[:19] + "…", what
+        self.token, self.what = token if len(token) <= 20 else token[:19] + "\u2026", what
 
     def __repr__(self) -> str:  # as the file wrote it, in messages such as "NaN is not 0, 1 or 2"
         return self.token
@@ -151,12 +151,14 @@ def _parse_int(token: str):
     return int(token)
 
 
-JSON_DECODER = json.JSONDecoder(parse_constant=_parse_constant, parse_float=_parse_float, parse_int=_parse_int)
+def json_decoder() -> json.JSONDecoder:
+    # one per file read: a decoder's scanner keeps state between calls, so threads do not share one
+    return json.JSONDecoder(parse_constant=_parse_constant, parse_float=_parse_float, parse_int=_parse_int)
 
 
 def _json_path(path: tuple) -> str:
-    shown = "".join(f"[{step!r}]" for step in path)
-    return shown if len(shown) <= 60 else shown[:59] + "…"
+    text = "".join(f"[{step!r}]" for step in path)
+    return text if len(text) <= 60 else text[:59] + "\u2026"
 
 
 def json_problem(value, max_bytes: int | None = None) -> str | None:
@@ -226,11 +228,13 @@ def _top_level_key_nesting_too_deep(text: str, start: int, keys: Iterable[str]) 
     return None
 
 
-def load_json(name: str, line: int, text: str, start: int = 0, keys: Iterable[str] = ()) -> tuple[object, int]:
-    """(value, end) of the JSON value at text[start:], read with JSON_DECODER; a malformed or hopelessly
-    deep value is ImportFileError on `line` (field: the one of `keys` it is in, if it can be told)."""
+def load_json(name: str, line: int, text: str, start: int = 0, keys: Iterable[str] = (),
+              decoder: json.JSONDecoder | None = None) -> tuple[object, int]:
+    """(value, end) of the JSON value at text[start:], read with `json_decoder()`; a malformed or
+    hopelessly deep value is ImportFileError on `line` (field: the one of `keys` it is in, if it can be
+    told)."""
     try:
-        return JSON_DECODER.raw_decode(text, start)
+        return (decoder or json_decoder()).raw_decode(text, start)
     except json.JSONDecodeError as exc:
         raise ImportFileError(name, exc.lineno + line - 1, "json",
                               f"malformed JSON ({exc.msg} at column {exc.colno})") from None
@@ -334,10 +338,10 @@ def parse_generations(path: str | Path, max_text_bytes: int, data: bytes | None 
 JSONL_KEYS = ("instance_id", "input", "system", "generations", "reference", "metadata")
 
 
-def read_json_line(name: str, number: int, raw: str) -> object:
+def read_json_line(name: str, number: int, raw: str, decoder: json.JSONDecoder | None = None) -> object:
     """The one JSON value on a line (ImportFileError "json" when there is not exactly one)."""
     start = json.decoder.WHITESPACE.match(raw, 0).end()
-    value, end = load_json(name, number, raw, start, JSONL_KEYS)
+    value, end = load_json(name, number, raw, start, JSONL_KEYS, decoder)
     if raw[end:].strip(" \t\r\n"):
         raise ImportFileError(name, number, "json", f"malformed JSON (Extra data at column {end + 1})")
     return value
@@ -346,12 +350,13 @@ def read_json_line(name: str, number: int, raw: str) -> object:
 def parse_generations_jsonl(name: str, text: str, max_text_bytes: int) -> ParsedGenerations:
     parsed = ParsedGenerations(name)
     seen_lines: dict[tuple[str, str], int] = {}
+    decoder = json_decoder()
     # split on "\n" only: str.splitlines() also breaks at U+2028 and other separators, which JSON
     # allows raw inside strings
     for number, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip():
             continue
-        obj = read_json_line(name, number, raw)
+        obj = read_json_line(name, number, raw, decoder)
         if not isinstance(obj, dict):
             raise ImportFileError(name, number, "json", "each line must be a JSON object")
         instance_id = _name(name, number, obj, "instance_id")
@@ -383,7 +388,8 @@ def parse_generations_jsonl(name: str, text: str, max_text_bytes: int) -> Parsed
         if generations is None:
             raise ImportFileError(name, number, "generations", "is missing")
         if not isinstance(generations, list):
-            raise ImportFileError(name, number, "generations", f"must be a list of strings, not {_type_name(generations)}")
+            raise ImportFileError(name, number, "generations",
+                                  f"must be a list of strings, not {_type_name(generations)}")
         if not generations:
             raise ImportFileError(name, number, "generations", "is an empty list")
         for index, generation in enumerate(generations):

@@ -69,7 +69,9 @@ def get_or_create_imported_annotator(study: Study, external_id: str, summary: Im
             return profile.user
         pseudonym = new_pseudonym()
         username = IMPORTED_USERNAME_PREFIX + pseudonym
-        if User.objects.filter(username=username).exists() or AnnotatorProfile.objects.filter(pseudonym=pseudonym).exists():
+        taken = (User.objects.filter(username=username).exists()
+                 or AnnotatorProfile.objects.filter(pseudonym=pseudonym).exists())
+        if taken:
             continue  # a pseudonym already drawn: draw again
         try:
             # a savepoint: a concurrent import of the same worker (unique key) must not spoil the caller's

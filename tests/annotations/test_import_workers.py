@@ -50,7 +50,8 @@ def imported_workers(study) -> set[str]:
 
 def test_pairwise_import_keeps_two_long_worker_ids_apart_and_is_idempotent(tmp_path):
     path = write(tmp_path, "batch.csv", crowd_batch_with_two_long_workers())
-    args = ("import_pairwise_csv", str(path), "--dataset", "s", "--study", "s-study", "--systems", "mistral-7b,vicuna-7b")
+    args = ("import_pairwise_csv", str(path), "--dataset", "s", "--study", "s-study",
+            "--systems", "mistral-7b,vicuna-7b")
     code, _, err = run_command(*args)
     assert code == 0, err
     study = Study.objects.get(slug="s-study")

@@ -98,7 +98,8 @@ def parse_rows() -> list[Row]:
     jsonl("reference with a NUL character (the JSON escape \\u0000)",
           '{"instance_id": "x0", "input": "Q?", "reference": "a\\u0000b", "system": "alpha", "generations": ["A"]}\n')
     jsonl(f"reference over the size limit (here {MAX_TEXT} bytes)",
-          '{"instance_id": "x0", "input": "Q?", "reference": "' + "r" * 101 + '", "system": "alpha", "generations": ["A"]}\n')
+          '{"instance_id": "x0", "input": "Q?", "reference": "' + "r" * 101
+          + '", "system": "alpha", "generations": ["A"]}\n')
     meta = '{"instance_id": "x0", "input": "Q?", "system": "alpha", "generations": ["A"], "metadata": %s}\n'
     jsonl("metadata not an object", meta % "[1]")
     jsonl("metadata with a NUL character in a key", meta % '{"a\\u0000": 1}')
