@@ -101,6 +101,12 @@ def open_study(study: Study) -> int:
         study = Study.objects.select_for_update().get(pk=study.pk)
         units = candidate_units(study)
         chosen = select_units(study, units)
+        if not chosen:  # an open study with nothing to serve only tells annotators "no items right now"
+            raise SelectionError(
+                f"the policy {study.get_policy_display()!r} selected none of the {len(units)} units"
+                + (f" (threshold {study.threshold}: lower it)" if study.policy == Study.Policy.THRESHOLD else "")
+                + ("; the dataset has no generations of two or more of the study's models" if not units else "")
+                + ". Nothing changed.")
         generations = defaultdict(dict)
         for g in Generation.objects.filter(instance_id__in={u.instance_id for u in chosen},
                                            system__in=study.systems.all()):
