@@ -113,6 +113,19 @@ def test_the_published_file_reads_at_one_sample_per_prompt_and_system():
 
 
 @pytest.mark.django_db
+def test_load_demo_over_pandalm_data_of_the_old_reader_says_what_to_do():
+    """The old reader stored "" responses and extra samples; loading over them failed on line 1 of many."""
+    from django.core.management.base import CommandError
+
+    dataset = Dataset.objects.create(slug=demo.PANDALM_DATASET)
+    instance = Instance.objects.create(dataset=dataset, external_id="p0000", input="Say something.")
+    Generation.objects.create(instance=instance, system=System.objects.create(name="bloom-7b"), sample_index=0, text="")
+    with pytest.raises(CommandError, match="older PandaLM reader.*start from a fresh database"):
+        call_command("load_demo", "--skip-separability", stdout=io.StringIO(), stderr=io.StringIO())
+    assert not Study.objects.exists()  # the paper batches loaded before it were rolled back too
+
+
+@pytest.mark.django_db
 def test_load_demo_twice_on_a_fresh_database_changes_no_row_count():
     def load():
         out = io.StringIO()

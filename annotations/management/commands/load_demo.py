@@ -5,8 +5,9 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from annotations import demo
@@ -33,6 +34,19 @@ DEMO_INSTRUCTIONS = {
     demo.PANDALM_STUDY: "Read the instruction and the two responses. Pick the response that follows the "
                         "instruction better and is more correct and helpful.",
 }
+
+
+def refuse_pandalm_from_the_old_reader(dataset):
+    """The reader before this one stored empty responses and, for prompts generated more than once, extra
+    samples; its instances do not match today's, so loading over them would fail on a stored sample
+    (or mix two readings). Say so, and what to do, instead of the first conflicting line."""
+    old = Generation.objects.filter(instance__dataset=dataset).filter(Q(sample_index__gt=0) | Q(text=""))
+    if old.exists():
+        raise CommandError(
+            f"dataset {dataset.slug!r} was loaded by an older PandaLM reader (it holds empty responses or more "
+            "than one sample per prompt and system; see demo/data/README.md). Delete the study "
+            f"{demo.PANDALM_STUDY!r} and the dataset {dataset.slug!r} (admin), or start from a fresh database "
+            "(remove db.sqlite3), and run load_demo again.")
 
 
 class Command(BaseCommand):
@@ -93,6 +107,7 @@ class Command(BaseCommand):
         data = demo.parse_pandalm(demo.DEMO_DIR / demo.PANDALM_FILE, max_text_bytes=settings.IMPORT_MAX_TEXT_BYTES)
         parsed = data.generations
         dataset = get_or_create_dataset(demo.PANDALM_DATASET)
+        refuse_pandalm_from_the_old_reader(dataset)
         summary = write_generations(dataset, parsed)
         systems = {s.name: s for s in System.objects.filter(name__in=parsed.systems)}
         study, created = Study.objects.get_or_create(
