@@ -192,7 +192,8 @@ class Comparison(models.Model):
     gold_answer = models.CharField(max_length=10, choices=Answer.choices, blank=True)
     separability = models.FloatField(null=True, blank=True, help_text="Normalised separability of the unit.")
     priority = models.FloatField(default=0.0, help_text="Higher is served first.")
-    votes_count = models.PositiveIntegerField(default=0)
+    votes_count = models.PositiveIntegerField(
+        default=0, help_text="Votes collected here: the overlap counts these (imported votes do not use it up).")
     selected = models.BooleanField(default=True, help_text="Chosen by the study's current policy (served).")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -10,7 +10,6 @@ from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from .importers import (
@@ -118,7 +117,11 @@ def get_or_create_comparison(study: Study, generation_a: Generation, generation_
 
 
 def store_historical_vote(comparison: Comparison, annotator, winner: str, submitted_at: datetime) -> Vote:
-    """A completed assignment plus its vote, for a judgment made elsewhere (left = A by convention)."""
+    """A completed assignment plus its vote, for a judgment made elsewhere (left = A by convention).
+
+    Historical votes count in their own right (ratings, agreement, consistency) but do not use up the
+    study's overlap: `Comparison.votes_count` counts votes collected here, so a study imported with its
+    full history still has work for its live annotators."""
     assignment = Assignment.objects.create(
         comparison=comparison, annotator=annotator, left_is_a=True, issued_at=submitted_at,
         expires_at=submitted_at, served_at=None, completed_at=submitted_at,
@@ -129,7 +132,6 @@ def store_historical_vote(comparison: Comparison, annotator, winner: str, submit
         choice=choice, winner=winner, submitted_at=submitted_at, source=Vote.Source.IMPORTED,
         gold_passed=(winner == comparison.gold_answer) if comparison.is_gold else None,
     )
-    Comparison.objects.filter(pk=comparison.pk).update(votes_count=F("votes_count") + 1)
     return vote
 
 

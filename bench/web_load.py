@@ -257,10 +257,13 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def _sign_in(session, invite_url: str) -> str:
-    """Open the invite, accept it (POST with the CSRF token), land on the first item; returns its token."""
+def _sign_in(session, invite_url: str, study_url: str) -> str:
+    """Open the invite, accept it (POST with the CSRF token; it lands on the tasks page), open the study's
+    first item; returns its token."""
     session.get(invite_url, timeout=60).raise_for_status()
-    page = session.post(invite_url, data={"csrfmiddlewaretoken": session.cookies["csrftoken"]}, timeout=60)
+    session.post(invite_url, data={"csrfmiddlewaretoken": session.cookies["csrftoken"]},
+                 timeout=60).raise_for_status()
+    page = session.get(study_url, timeout=60)
     page.raise_for_status()
     match = TOKEN.search(page.text)
     if match is None:
@@ -276,7 +279,7 @@ def _annotator(base, slug, invite_url, mode, seed, ready, start_box, out):
     records, acknowledged, errors = [], [], []
     ran_out = False
     try:
-        token = _sign_in(session, invite_url)
+        token = _sign_in(session, invite_url, f"{base}/s/{slug}/")
     except Exception as exc:  # noqa: BLE001
         errors.append(f"sign-in: {exc!r}")
         ready.wait()
@@ -460,8 +463,9 @@ def audit(study, acknowledged: list[str]) -> list[tuple[str, bool, str]]:
     over = comparisons.filter(stored__gt=study.votes_per_comparison).count()
     checks.append(("no comparison over its overlap", over == 0,
                    f"{over} comparisons with more than {study.votes_per_comparison} votes"))
-    drift = comparisons.exclude(votes_count=F("stored")).count()
-    checks.append(("votes_count equals the stored votes", drift == 0, f"{drift} comparisons differ"))
+    live = Comparison.objects.filter(study=study).annotate(live=Count("votes", filter=Q(votes__source="live")))
+    drift = live.exclude(votes_count=F("live")).count()
+    checks.append(("votes_count equals the stored live votes", drift == 0, f"{drift} comparisons differ"))
     orphans = Assignment.objects.filter(comparison__study=study, completed_at__isnull=False, vote__isnull=True).count()
     unfinished = votes.filter(assignment__completed_at__isnull=True).count()
     checks.append(("completed assignments and votes match", orphans == 0 and unfinished == 0,

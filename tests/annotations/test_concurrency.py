@@ -30,7 +30,8 @@ def run_annotator(base, invite_url, slug, seed, acknowledged, failures, barrier)
     try:
         session.get(invite_url, timeout=60).raise_for_status()
         barrier.wait(timeout=60)
-        page = session.post(invite_url, data={"csrfmiddlewaretoken": session.cookies["csrftoken"]}, timeout=60)
+        session.post(invite_url, data={"csrfmiddlewaretoken": session.cookies["csrftoken"]}, timeout=60)
+        page = session.get(f"{base}/s/{slug}/", timeout=60)  # from the tasks page to the study
         for _ in range(100):
             if page.url.endswith("/done/"):
                 return

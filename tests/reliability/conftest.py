@@ -142,8 +142,9 @@ class Annotator:
 
     def join(self, invite_url: str) -> "Annotator":
         self.session.get(invite_url, timeout=60).raise_for_status()
-        page = self.session.post(invite_url, data={"csrfmiddlewaretoken": self.session.cookies["csrftoken"]},
-                                 timeout=60)
+        self.session.post(invite_url, data={"csrfmiddlewaretoken": self.session.cookies["csrftoken"]},
+                          timeout=60).raise_for_status()  # lands on the tasks page (with the personal link)
+        page = self.session.get(f"{self.base}/s/{self.slug}/", timeout=60)
         page.raise_for_status()
         self.token = self._token_in(page)
         return self
