@@ -13,7 +13,10 @@ should keep.
 """
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 
@@ -65,10 +68,19 @@ class RequestHygieneMiddleware:
             return _bad_request(request, NUL_DETAIL)
         try:
             form_has_nul = _form_has_nul(request)
-        except MultiPartParserError as exc:
-            # Django answers this with a 400 too; here it keeps the API's JSON shape. Oversized or too
-            # many fields (SuspiciousOperation) go on to Django, which answers 400 and logs it as such.
-            return _bad_request(request, f"The form data could not be read: {exc}")
+        except MultiPartParserError:
+            # An unreadable multipart body is the view's to refuse, after its own checks (the API answers
+            # 401 to an anonymous caller before it looks at the body). Django has marked the form empty,
+            # and that empty form is all a view or DRF gets from it, so nothing unchecked gets through.
+            return None
+        except SuspiciousOperation as exc:
+            # Too big, or too many fields. A urlencoded body is cached: the view meets the same error
+            # where it met it before. A multipart stream is spent, so it is handled the way Django
+            # handles a malformed one (an empty form), and logged where Django would have logged it.
+            if request.content_type == "multipart/form-data":
+                request._mark_post_parse_error()
+                logging.getLogger(f"django.security.{exc.__class__.__name__}").error(str(exc))
+            return None
         return _bad_request(request, NUL_DETAIL) if form_has_nul else None
 
 
