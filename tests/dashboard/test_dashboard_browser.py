@@ -87,7 +87,8 @@ def sign_in(page, base_url):
 
 
 def assert_every_canvas_drawn(page, at_least):
-    page.wait_for_function("document.querySelectorAll('canvas[data-chart]').length > 0 && "
+    # A function, not an expression: Playwright evals an expression string, which the site's CSP refuses.
+    page.wait_for_function("() => document.querySelectorAll('canvas[data-chart]').length > 0 && "
                            "[...document.querySelectorAll('canvas[data-chart]')].every(c => c.dataset.drawn)")
     canvases = page.locator("canvas[data-chart]")
     assert canvases.count() >= at_least
@@ -130,7 +131,7 @@ def test_dashboard_plots_export_and_live_run_progress(page, live_server, study_w
     assert page.locator(".unit").first.locator("tbody tr").count() == 5  # all k samples, side by side
     page.screenshot(path=str(screenshots / "separability.png"), full_page=True)
     SeparabilityRun.objects.filter(pk=running.pk).update(done=50, chunks_done=[0, 1, 2, 3, 4], status="done")
-    page.wait_for_function(f"document.querySelector('#run-{running.pk} .run-counts').textContent.includes('50 / 50')",
+    page.wait_for_function(f"() => document.querySelector('#run-{running.pk} .run-counts').textContent.includes('50 / 50')",
                            timeout=8_000)
     assert page.locator(f"#run-{running.pk} .run-status").inner_text() == "Done"
     assert page.locator(f"#run-{running.pk}").get_attribute("hx-trigger") is None  # polling stopped
