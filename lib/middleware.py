@@ -129,5 +129,8 @@ class ResponseHardeningMiddleware:
     def _wants_policy(response: HttpResponse) -> bool:
         if not response.get("Content-Type", "").startswith("text/html") or "Content-Security-Policy" in response:
             return False
-        # With DEBUG on, Django's own 404 and 500 pages (inline <style> and <script>) would be unreadable.
-        return not (settings.DEBUG and response.status_code in (404, 500))
+        # templates/500.html styles itself inline on purpose (it must render when the static files are what
+        # failed) and holds nothing from the request; with DEBUG on, Django's own 404 page is styled inline too.
+        if response.status_code == 500:
+            return False
+        return not (settings.DEBUG and response.status_code == 404)

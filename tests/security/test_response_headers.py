@@ -76,7 +76,17 @@ def test_api_answers_to_a_token_are_not_stored_csv_included(staff_user, study):
     assert Client(HTTP_AUTHORIZATION="Token wrong").get("/api/v1/studies/")["Cache-Control"] == PRIVATE
 
 
-def test_with_debug_on_djangos_own_error_pages_go_without_the_policy(client, settings, study):
+def test_with_debug_on_djangos_own_not_found_page_goes_without_the_policy(client, settings, study):
     settings.DEBUG = True  # its technical 404 page styles itself inline
     assert "Content-Security-Policy" not in client.get("/no-such-page/")
     assert client.get("/")["Content-Security-Policy"] == POLICY
+
+
+def test_the_self_contained_server_error_page_goes_without_the_policy(db, monkeypatch):
+    def broken(user):
+        raise RuntimeError("a view that fails")
+
+    monkeypatch.setattr("evalsite.views.public_studies", broken)
+    response = Client(raise_request_exception=False).get("/")
+    assert response.status_code == 500 and b"Something went wrong" in response.content
+    assert "Content-Security-Policy" not in response  # templates/500.html styles itself inline, on purpose
