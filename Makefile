@@ -10,17 +10,21 @@ PORT ?= 8000
 .PHONY: run test install install-dev env chromium migrate demo serve bench clean screenshots
 
 $(VENV)/bin/python:
-	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
+	@echo "creating the virtualenv $(VENV)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PIP) install -qq --upgrade pip
 
 # torch==2.13.0 is pinned in pyproject.toml: pip takes the CPU build from this machine's disk.
+# -qq: progress lines here instead of pip's, errors still shown.
 $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q -e ".[separability]"
-	touch $@
+	@echo "installing the site and its separability model (about two minutes the first time)"
+	@$(PIP) install -qq -e ".[separability]"
+	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(PIP) install -q -e ".[separability,dev]"
-	touch $@
+	@echo "installing the test tools"
+	@$(PIP) install -qq -e ".[separability,dev]"
+	@touch $@
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
@@ -30,14 +34,19 @@ env:
 	@test -f .env || { echo "SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(48))')" > .env; echo "wrote .env with a new SECRET_KEY"; }
 
 migrate: install env
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py collectstatic --noinput -v0
+	@echo "preparing the database (SQLite unless DATABASE_URL is set) and the static files"
+	@$(PY) manage.py migrate --noinput -v0
+	@$(PY) manage.py collectstatic --noinput -v0
 
+# The demo's separability is computed in a background process while the site already serves
+# (the dashboard shows its progress; a later run finds it computed and skips it).
 demo: migrate
-	$(PY) manage.py load_demo --base-url http://$(HOST):$(PORT)
+	@echo "loading the demo data"
+	@$(PY) manage.py load_demo --base-url http://$(HOST):$(PORT) --separability background
 
 serve:
-	$(VENV)/bin/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT) evalsite.wsgi
+	@echo "serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
+	@$(VENV)/bin/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT) evalsite.wsgi
 
 run: demo serve
 

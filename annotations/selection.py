@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from .models import Comparison, Generation, Study
@@ -130,13 +131,21 @@ def open_study(study: Study) -> int:
         comparisons = Comparison.objects.filter(study=study, is_gold=False)
         comparisons.exclude(unit_key__in=chosen_keys).update(selected=False)
         comparisons.filter(unit_key__in=chosen_keys).update(selected=True)
+        # Two identical texts, or an empty one, cannot be judged: never served (their history still counts).
+        unjudgeable = comparisons.filter(Q(generation_a__text=F("generation_b__text")) | Q(generation_a__text="")
+                                         | Q(generation_b__text="")).filter(selected=True)
+        skipped = unjudgeable.update(selected=False)
+        if skipped and not comparisons.filter(selected=True).exists():
+            raise SelectionError(f"every selected comparison shows two identical (or empty) texts ({skipped}). "
+                                 "Nothing changed.")
         defined = sum(u.separability is not None for u in units)
         study.selection_summary = (
             f"{timezone.now():%Y-%m-%d %H:%M} UTC: policy {study.get_policy_display()!r}"
             + (f" (threshold {study.threshold})" if study.policy == Study.Policy.THRESHOLD else "")
             + (f" (top fraction {study.top_fraction})" if study.policy == Study.Policy.TOP_FRACTION else "")
             + f" chose {len(chosen)} of {len(units)} units; separability ({study.policy_metric}) known for "
-            f"{defined} of them; {Comparison.objects.filter(study=study).count()} comparisons in the study."
+            f"{defined} of them; {Comparison.objects.filter(study=study).count()} comparisons in the study"
+            + (f", {skipped} of them not served (identical or empty texts)" if skipped else "") + "."
         )
         study.status = Study.Status.OPEN
         study.opened_at = study.opened_at or timezone.now()

@@ -28,10 +28,15 @@ from .models import ExportJob
 @require_GET
 @staff_required
 def index(request):
+    from separability.models import SeparabilityRun
+
     overview = queries.studies_overview()
     datasets = Dataset.objects.order_by("slug")
+    active = SeparabilityRun.objects.filter(status__in=(SeparabilityRun.Status.QUEUED, SeparabilityRun.Status.RUNNING))
     return render(request, "dashboard/index.html", {
         "overview": overview, "datasets": datasets,
+        "active_runs": [{"dataset": run.dataset.slug, "run": queries.run_progress(run)}
+                        for run in active.select_related("dataset").order_by("id")],
         "progress_chart": charts.progress_chart(overview),
     })
 

@@ -11,6 +11,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalsite.settings")
 
 app = Celery("evalsite")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+if not app.conf.broker_url:
+    # Embedded: tasks run eagerly and no broker is ever contacted; an in-memory transport keeps kombu from
+    # warning "No hostname was supplied. Reverting to default 'localhost'" on every start.
+    app.conf.broker_url = "memory://"
 app.conf.task_queues = (Queue("default"), Queue("gpu"))
 app.autodiscover_tasks()
 app.conf.imports = ("evalsite.tasks",)

@@ -13,6 +13,8 @@ handler404 = "evalsite.views.not_found"
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    # Browsers ask for /favicon.ico on pages without an icon link (Django's admin): no 404 in every log.
+    path("favicon.ico", RedirectView.as_view(url="/static/favicon.svg", permanent=True), name="favicon"),
     path("accounts/login/", LockoutLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # One login page for everyone, so the lockout also guards the admin.

@@ -231,8 +231,12 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
 def _solve_log_strengths(wins: np.ndarray, theta: np.ndarray | None = None) -> np.ndarray:
     """Maximum-likelihood log-strengths (natural log, mean zero) for a win matrix."""
     wins = np.ascontiguousarray(wins, dtype=np.float64)
-    theta = np.zeros(wins.shape[0]) if theta is None else np.array(theta - theta.mean(), dtype=np.float64)
-    theta, converged = _newton(wins, theta, TOLERANCE, MAX_ITERATIONS)
+    start = np.zeros(wins.shape[0]) if theta is None else np.array(theta - theta.mean(), dtype=np.float64)
+    theta, converged = _newton(wins, start, TOLERANCE, MAX_ITERATIONS)
+    if not converged and np.any(start):
+        # A warm start (a bootstrap round starts from the full fit) can lie far from a resample's optimum,
+        # e.g. a nearly separated full fit against a regularised resample: start again from zero.
+        theta, converged = _newton(wins, np.zeros(wins.shape[0]), TOLERANCE, MAX_ITERATIONS)
     if not converged:
         raise RatingError(f"Bradley-Terry fit did not converge in {MAX_ITERATIONS} Newton steps")
     return theta

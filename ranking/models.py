@@ -61,6 +61,10 @@ class LeaderboardRelease(models.Model):
     released_at = models.DateTimeField()
     reason = models.CharField(max_length=10, choices=Reason.choices)
     votes_counted = models.PositiveIntegerField(help_text="Votes that counted for ratings at release time.")
+    votes_fingerprint = models.CharField(
+        max_length=64, blank=True,
+        help_text="Which votes counted (their number and the sum of their ids): a release may be recomputed in place "
+                  "(separability arrived, a method changed) only while this is unchanged.")
     payload = models.JSONField(help_text="{method: payload or {'error': ...}} as the snapshots had it.")
 
     class Meta:

@@ -273,9 +273,7 @@ def page_context(study: Study, release: LeaderboardRelease | None = None) -> dic
         "ci_low": {m: series(m, "ci_low") for m in ("bt", "weighted_bt")},
         "ci_high": {m: series(m, "ci_high") for m in ("bt", "weighted_bt")},
     }
-    weighted_failed = not (methods["weighted_elo"].ok and methods["weighted_bt"].ok)
-    no_separability = weighted_failed and not Comparison.objects.filter(
-        study=study, separability__isnull=False).exists()
+    no_separability = not Comparison.objects.filter(study=study, separability__isnull=False).exists()
     used = max((info.votes_used for info in methods.values() if info.ok), default=0)
     return {
         "study": study,

@@ -203,14 +203,26 @@ def release_recompute_slot(study_id: int) -> None:
 # one annotator's votes drown in everyone else's.
 
 
-def counted_votes(study) -> int:
-    """Votes that count for the ratings now (not excluded, not gold, both-bad per the study's rule)."""
+def _counted_queryset(study):
     from annotations.models import Study, Vote
 
     counted = Vote.objects.filter(study=study, excluded=False, comparison__is_gold=False)
     if study.both_bad == Study.BothBad.DROP:
         counted = counted.exclude(winner=Vote.Winner.BOTH_BAD)
-    return counted.count()
+    return counted
+
+
+def counted_votes(study) -> int:
+    """Votes that count for the ratings now (not excluded, not gold, both-bad per the study's rule)."""
+    return _counted_queryset(study).count()
+
+
+def votes_fingerprint(study) -> tuple[int, str]:
+    """(count, fingerprint) of the votes that count now: one aggregate query."""
+    from django.db.models import Count, Sum
+
+    row = _counted_queryset(study).aggregate(n=Count("id"), ids=Sum("id"))
+    return row["n"], f"{row['n']}:{row['ids'] or 0}"
 
 
 def latest_release(study) -> LeaderboardRelease | None:
@@ -231,9 +243,22 @@ def release_leaderboard(study, reason: str, snapshots: dict[str, LeaderboardSnap
         else:
             payload[method] = {**snapshot.payload, "computed_at": snapshot.computed_at.isoformat(),
                                "votes_used": snapshot.votes_used}
+    count, fingerprint = votes_fingerprint(study)
     return LeaderboardRelease.objects.create(
         study=study, released_at=timezone.now(), reason=reason, payload=payload,
-        votes_counted=counted_votes(study) if votes is None else votes)
+        votes_counted=count if votes is None else votes, votes_fingerprint=fingerprint)
+
+
+def refresh_release_in_place(study, snapshots: dict[str, LeaderboardSnapshot]) -> bool:
+    """Recompute the public release from the same votes (separability arrived, weights changed): safe for
+    blinding, since not one vote more is in it. Does nothing once any counted vote changed."""
+    last = latest_release(study)
+    if last is None or not last.votes_fingerprint or last.votes_fingerprint != votes_fingerprint(study)[1]:
+        return False
+    fresh = release_leaderboard(study, last.reason, snapshots, last.votes_counted)
+    LeaderboardRelease.objects.filter(pk=fresh.pk).update(released_at=last.released_at)
+    last.delete()
+    return True
 
 
 def batch_release_due(study, votes: int, now=None) -> bool:

@@ -1,8 +1,8 @@
 """Leaderboard recomputation and public releases on the `default` queue (debounced by ranking.services)."""
 from celery import shared_task
 
-from .services import (batch_release_due, counted_votes, rebuild_study_ratings, release_leaderboard,
-                       release_recompute_slot)
+from .services import (batch_release_due, counted_votes, rebuild_study_ratings, refresh_release_in_place,
+                       release_leaderboard, release_recompute_slot)
 
 
 @shared_task(name="ranking.tasks.recompute_leaderboards", acks_late=True, reject_on_worker_lost=True,
@@ -21,6 +21,8 @@ def recompute_leaderboards(study_id: int) -> dict:
     released = batch_release_due(study, votes)
     if released:
         release_leaderboard(study, "batch", snapshots, votes)
+    else:
+        refresh_release_in_place(study, snapshots)  # same votes, new numbers (e.g. separability arrived)
     return {"study": study_id, "methods": {m: (s.error or "ok") for m, s in snapshots.items()},
             "released": released}
 

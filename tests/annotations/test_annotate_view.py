@@ -51,7 +51,8 @@ def blind_study():
                                            input=f"Summarise document {i}.")
         for system in (alpha, beta):
             Generation.objects.create(pk=pk, instance=instance, system=system, sample_index=0,
-                                      text=SCRIPT_TEXT if i == 0 else f"Plain answer {i} ({pk % 7}).")
+                                      text=(SCRIPT_TEXT if system is alpha else SCRIPT_TEXT + "\nA second reply.")
+                                      if i == 0 else f"Plain answer {i} ({pk % 7}).")
             pk += 1
     study = Study.objects.create(slug="blind", name="Zyxwv-Secret-LLM versus Qwerty-Hidden-Model", dataset=dataset,
                                  instructions="Pick the **better** answer.\n\n<script>alert('x')</script>",

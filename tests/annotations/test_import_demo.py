@@ -112,17 +112,49 @@ def test_the_published_file_reads_at_one_sample_per_prompt_and_system():
     assert data.skipped[0].line > data.skipped[0].idx  # real line numbers, not positions in the array
 
 
-@pytest.mark.django_db
-def test_load_demo_over_pandalm_data_of_the_old_reader_says_what_to_do():
-    """The old reader stored "" responses and extra samples; loading over them failed on line 1 of many."""
-    from django.core.management.base import CommandError
-
+def old_reader_rows():
     dataset = Dataset.objects.create(slug=demo.PANDALM_DATASET)
     instance = Instance.objects.create(dataset=dataset, external_id="p0000", input="Say something.")
-    Generation.objects.create(instance=instance, system=System.objects.create(name="bloom-7b"), sample_index=0, text="")
-    with pytest.raises(CommandError, match="older PandaLM reader.*start from a fresh database"):
+    return Generation.objects.create(instance=instance, system=System.objects.create(name="bloom-7b"), sample_index=0,
+                                     text="")
+
+
+@pytest.mark.django_db
+def test_load_demo_replaces_pandalm_data_of_the_old_reader():
+    """The old reader stored "" responses and extra samples; loading over them failed (a second `make run`
+    of an earlier database). Without votes collected here the old rows are replaced."""
+    old_reader_rows()
+    out = io.StringIO()
+    call_command("load_demo", "--skip-separability", stdout=out, stderr=io.StringIO())
+    assert "replacing the rows an older reader stored" in out.getvalue()
+    assert not Generation.objects.filter(text="").exists()
+    assert Vote.objects.filter(study__slug=demo.PANDALM_STUDY).count() == 3 * 939
+
+
+@pytest.mark.django_db
+def test_load_demo_over_old_pandalm_data_with_live_votes_says_what_to_do():
+    from django.core.management.base import CommandError
+
+    from annotations.models import Assignment, Comparison, Study as StudyModel
+    from annotations.services import get_or_create_comparison
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    empty = old_reader_rows()
+    other = Generation.objects.create(instance=empty.instance, system=System.objects.create(name="opt-7b"),
+                                      sample_index=0, text="A reply.")
+    study = StudyModel.objects.create(slug=demo.PANDALM_STUDY, name="x", dataset=empty.instance.dataset)
+    a, b = (empty, other) if empty.system_id < other.system_id else (other, empty)
+    comparison, _ = get_or_create_comparison(study, a, b)
+    user = get_user_model().objects.create(username="live-voter")
+    now = timezone.now()
+    assignment = Assignment.objects.create(comparison=comparison, annotator=user, left_is_a=True, issued_at=now,
+                                           expires_at=now, served_at=now, completed_at=now)
+    Vote.objects.create(assignment=assignment, study=study, comparison=comparison, annotator=user, choice="left",
+                        winner="a", submitted_at=now)
+    with pytest.raises(CommandError, match="older PandaLM reader.*votes collected here"):
         call_command("load_demo", "--skip-separability", stdout=io.StringIO(), stderr=io.StringIO())
-    assert not Study.objects.exists()  # the paper batches loaded before it were rolled back too
+    assert Comparison.objects.filter(pk=comparison.pk).exists()  # nothing was deleted
 
 
 @pytest.mark.django_db

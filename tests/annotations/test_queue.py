@@ -34,9 +34,10 @@ def make_study(slug="queue-study", n_instances=4, k=1, systems=("alpha-model", "
     system_objs = [System.objects.get_or_create(name=name)[0] for name in systems]
     for i in range(n_instances):
         instance = Instance.objects.create(dataset=dataset, external_id=f"x{i}", input=f"Input text number {i}.")
-        for system in system_objs:
+        for position, system in enumerate(system_objs):
             for s in range(k):
-                text = texts(i, system, s) if texts else f"Answer {i}.{s} from one of the models."
+                # Different texts per model (identical pairs are never served), without naming the model.
+                text = texts(i, system, s) if texts else f"Answer {i}.{s} in style {'PQRSTUVW'[position]}."
                 Generation.objects.create(instance=instance, system=system, sample_index=s, text=text)
     study = Study.objects.create(slug=slug, name=slug, dataset=dataset, sample_pairs_per_unit=pairs,
                                  votes_per_comparison=overlap, quota=quota, too_fast_seconds=fields.pop("too_fast", 0),

@@ -73,3 +73,17 @@ def test_threshold_study_serves_only_units_at_or_above_the_threshold(samsum_unit
     assert len(chosen) == round(0.25 * 50)
     cutoff = min(samsum_units[i] for i in chosen)
     assert all(samsum_units[i] <= cutoff for i in set(samsum_units) - chosen)
+
+
+def test_identical_or_empty_pairs_are_never_served():
+    """PandaLM's demo compared identical texts 95 times: nothing for a human to judge."""
+    from annotations.models import Comparison
+
+    from .test_queue import make_study
+
+    study = make_study(slug="same-texts", n_instances=3,
+                       texts=lambda i, system, s: "Same answer." if i == 0 else f"{system.name} answer {i}")
+    identical = Comparison.objects.get(study=study, instance__external_id="x0")
+    assert not identical.selected
+    assert Comparison.objects.filter(study=study, selected=True).count() == 2
+    assert "1 of them not served (identical or empty texts)" in study.selection_summary

@@ -114,3 +114,24 @@ def test_staff_see_the_live_standings_and_what_the_public_sees(blind_study, staf
     assert staff_client.post("/leaderboard/blind-board/release/").status_code == 302
     assert LeaderboardRelease.objects.get().reason == "staff"
     assert "The public sees the release of" in staff_client.get("/leaderboard/blind-board/").content.decode()
+
+
+def test_a_release_is_refreshed_in_place_only_while_its_votes_are_unchanged(blind_study):
+    """Separability arriving after the demo's release may update it (the same votes); a new vote may not."""
+    from annotations.models import Comparison
+
+    Study.objects.filter(pk=blind_study.pk).update(leaderboard_release=Study.Release.BATCHES, release_min_votes=100)
+    annotator = invited_annotator(blind_study)
+    for _ in range(3):
+        vote(annotator, "blind-board")
+    release_leaderboard(blind_study, "staff", refresh_snapshots(blind_study, rounds=10))
+    before = Client().get("/leaderboard/blind-board.json").json()
+    Comparison.objects.filter(study=blind_study).update(separability=0.9)  # separability arrived
+    recompute_leaderboards(blind_study.pk)
+    refreshed = Client().get("/leaderboard/blind-board.json").json()
+    assert refreshed["votes_counted"] == before["votes_counted"] == 3
+    assert refreshed["released_at"] == before["released_at"]
+    assert refreshed["methods"]["weighted_elo"] != before["methods"]["weighted_elo"]
+    vote(annotator, "blind-board")
+    recompute_leaderboards(blind_study.pk)
+    assert Client().get("/leaderboard/blind-board.json").json() == refreshed  # one vote more: frozen

@@ -23,6 +23,7 @@ OK, FORBIDDEN, NOT_ALLOWED, UNAUTHENTICATED = 200, 403, 405, (401, 403)
 TABLE = {
     "home": ("/", {ANON: OK, ANNOTATOR: OK, STAFF: OK}),
     "healthz": ("/healthz", {ANON: OK, ANNOTATOR: OK, STAFF: OK}),
+    "favicon": ("/favicon.ico", {ANON: 301, ANNOTATOR: 301, STAFF: 301}),
     "login": ("/accounts/login/", {ANON: OK, ANNOTATOR: OK, STAFF: OK}),
     "logout": ("/accounts/logout/", {ANON: NOT_ALLOWED, ANNOTATOR: NOT_ALLOWED, STAFF: NOT_ALLOWED}),
     "admin-login": ("/admin/login/", {ANON: 302, ANNOTATOR: 302, STAFF: 302}),

@@ -2,6 +2,9 @@
 studies opened, a staff account and an annotator invite link. Safe to run again: nothing is doubled."""
 import json
 import secrets
+import subprocess
+import sys
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -26,27 +29,43 @@ from annotations.services import (
 from ._importing import run_atomically_or_exit
 
 STAFF_USERNAME = "researcher"
+# The crowd files carry the two summaries but not the article or dialogue they summarise, so the
+# instructions ask only what an annotator can judge from what the page shows.
 DEMO_INSTRUCTIONS = {
-    "cnn-dm-summaries": "Read both summaries of the same news article and pick the better summary: "
-                               "accurate, complete and concise. Pick **Tie** only if you truly cannot choose.",
-    "samsum-summaries": "Read both summaries of the same chat conversation and pick the better summary: "
-                                "faithful to the dialogue, covers who did what, concise.",
+    "cnn-dm-summaries": "Two summaries of the same news article are shown; the article itself is not. Pick the "
+                        "summary that reads as the better one: clear, specific, well organised and concise, "
+                        "without contradicting itself. Pick **Tie** only if you truly cannot choose.",
+    "samsum-summaries": "Two summaries of the same chat conversation are shown; the conversation itself is not. "
+                        "Pick the summary that reads as the better one: clear about who did or said what, "
+                        "specific and concise, without contradicting itself.",
     demo.PANDALM_STUDY: "Read the instruction and the two responses. Pick the response that follows the "
                         "instruction better and is more correct and helpful.",
 }
+# What earlier versions wrote; replaced by the texts above (a researcher's own edit is kept).
+OLD_DEMO_INSTRUCTIONS = {
+    "Read both summaries of the same news article and pick the better summary: accurate, complete and concise. "
+    "Pick **Tie** only if you truly cannot choose.",
+    "Read both summaries of the same chat conversation and pick the better summary: faithful to the dialogue, "
+    "covers who did what, concise.",
+}
+DEMO_DATASETS = [p.dataset for p in demo.PAPER_DEMOS] + [demo.PANDALM_DATASET]
 
 
-def refuse_pandalm_from_the_old_reader(dataset):
+def replace_pandalm_from_the_old_reader(dataset, say):
     """The reader before this one stored empty responses and, for prompts generated more than once, extra
-    samples; its instances do not match today's, so loading over them would fail on a stored sample
-    (or mix two readings). Say so, and what to do, instead of the first conflicting line."""
+    samples; its instances do not match today's. Without votes collected here the old rows are replaced
+    (they hold only the file's own data); with live votes, say what to do instead of guessing."""
     old = Generation.objects.filter(instance__dataset=dataset).filter(Q(sample_index__gt=0) | Q(text=""))
-    if old.exists():
+    if not old.exists():
+        return
+    if Vote.objects.filter(comparison__instance__dataset=dataset, source=Vote.Source.LIVE).exists():
         raise CommandError(
             f"dataset {dataset.slug!r} was loaded by an older PandaLM reader (it holds empty responses or more "
-            "than one sample per prompt and system; see demo/data/README.md). Delete the study "
-            f"{demo.PANDALM_STUDY!r} and the dataset {dataset.slug!r} (admin), or start from a fresh database "
-            "(remove db.sqlite3), and run load_demo again.")
+            "than one sample per prompt and system; see demo/data/README.md) and has votes collected here. "
+            f"Export them, delete the study {demo.PANDALM_STUDY!r} and the dataset {dataset.slug!r} (admin), "
+            "and run load_demo again.")
+    say(f"{dataset.slug}: replacing the rows an older reader stored (empty responses, repeated prompts as samples)")
+    dataset.instances.all().delete()
 
 
 class Command(BaseCommand):
@@ -54,15 +73,22 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="Print one JSON object on stdout.")
-        parser.add_argument("--skip-separability", action="store_true",
-                            help="Do not compute separability (studies open with policy 'all').")
+        parser.add_argument("--separability", choices=("now", "background", "skip"), default="now",
+                            help="Compute the demo's separability before returning (now), in a background "
+                                 "process writing separability.log (background: the site can serve meanwhile), "
+                                 "or not at all (skip). Datasets already computed are not computed again.")
+        parser.add_argument("--skip-separability", action="store_true", help="The same as --separability skip.")
+        parser.add_argument("--separability-only", action="store_true",
+                            help="Only compute the demo datasets' separability (what --separability background runs).")
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
 
     def handle(self, *args, **options):
         say = self.stderr.write if options["json"] else self.stdout.write
-        studies = run_atomically_or_exit(self, self.load_data, say)
-        if not options["skip_separability"]:
+        if options["separability_only"]:
             self.compute_separability(say)
+            return
+        mode = "skip" if options["skip_separability"] else options["separability"]
+        studies = run_atomically_or_exit(self, self.load_data, say)
         for slug in studies:
             open_study(Study.objects.get(slug=slug))
         self.rebuild_ratings(studies)
@@ -70,6 +96,10 @@ class Command(BaseCommand):
         self.ensure_staff(password)
         invite = self.ensure_invite(studies)
         invite_url = f"{options['base_url'].rstrip('/')}/invite/{invite.token}/"
+        if mode == "now":
+            self.compute_separability(say)
+        elif mode == "background":
+            self.compute_separability_in_background(say)
         if options["json"]:
             self.stdout.write(json.dumps({"staff": {"username": STAFF_USERNAME, "password": password},
                                           "invite_url": invite_url, "studies": studies}))
@@ -78,8 +108,9 @@ class Command(BaseCommand):
         say("Demo loaded:")
         for slug in studies:
             study = Study.objects.get(slug=slug)
-            say(f"  study {slug}: {study.comparisons.count()} comparisons, {study.votes.count()} votes")
-        say(f"  staff account: {STAFF_USERNAME} / {password}   (sign in at {options['base_url']}/admin/)")
+            served = study.comparisons.filter(selected=True, is_gold=False).count()
+            say(f"  study {slug}: {served} comparisons to judge, {study.votes.count()} historical votes")
+        say(f"  staff account: {STAFF_USERNAME} / {password}   (sign in at {options['base_url']}/accounts/login/)")
         say(f"  annotator invite link: {invite_url}")
 
     def load_data(self, say):
@@ -100,14 +131,15 @@ class Command(BaseCommand):
         study.dataset.name, study.dataset.source = name, source
         study.dataset.save(update_fields=["name", "source"])
         study.name = name
-        study.instructions = study.instructions or DEMO_INSTRUCTIONS.get(study.slug, "")
+        if not study.instructions or study.instructions in OLD_DEMO_INSTRUCTIONS:
+            study.instructions = DEMO_INSTRUCTIONS.get(study.slug, "")
         study.save(update_fields=["name", "instructions"])
 
     def load_pandalm(self):
         data = demo.parse_pandalm(demo.DEMO_DIR / demo.PANDALM_FILE, max_text_bytes=settings.IMPORT_MAX_TEXT_BYTES)
         parsed = data.generations
         dataset = get_or_create_dataset(demo.PANDALM_DATASET)
-        refuse_pandalm_from_the_old_reader(dataset)
+        replace_pandalm_from_the_old_reader(dataset, self.stdout.write)
         summary = write_generations(dataset, parsed)
         systems = {s.name: s for s in System.objects.filter(name__in=parsed.systems)}
         study, created = Study.objects.get_or_create(
@@ -136,11 +168,31 @@ class Command(BaseCommand):
         return study, summary.as_text(), data.skipped_text()
 
     def compute_separability(self, say):
-        from separability.services import compute_dataset_separability
+        """Each demo dataset not yet computed with the configured model. Embedded, this computes here (its
+        end copies separability onto the comparisons and refreshes the leaderboards, the public release
+        included, since no vote changed); with a broker, it queues the runs."""
+        from separability.models import SeparabilityRun
+        from separability.services import compute_dataset_separability, start_run_model_name
 
-        for slug in [p.dataset for p in demo.PAPER_DEMOS] + [demo.PANDALM_DATASET]:
+        for slug in DEMO_DATASETS:
+            done = SeparabilityRun.objects.filter(dataset__slug=slug, status=SeparabilityRun.Status.DONE,
+                                                  model_name=start_run_model_name()).exists()
+            if done:
+                say(f"separability for {slug}: already computed")
+                continue
+            say(f"separability for {slug}: computing ...")
             run = compute_dataset_separability(slug)
             say(f"separability for {slug}: {run.status}, {run.done}/{run.total} instances")
+
+    def compute_separability_in_background(self, say):
+        """A child process (same terminal, so Ctrl-C stops it with the server) computes while the site serves."""
+        log_path = Path(settings.BASE_DIR) / "separability.log"
+        with open(log_path, "ab") as log:
+            subprocess.Popen([sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "load_demo",
+                              "--separability-only"], stdout=log, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, cwd=settings.BASE_DIR)
+        say(f"separability: computing in the background (progress on the dashboard, log in {log_path.name}); the "
+            "weighted leaderboards use it once it is done")
 
     def rebuild_ratings(self, studies):
         """Rate the historical votes and release them as the public leaderboard. The demo studies are
