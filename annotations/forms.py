@@ -6,7 +6,8 @@ import re
 
 import markdown as md
 from django import forms
-from django.db.models import Count, Min
+from django.urls import reverse
+from django.db.models import Count, Min, Q
 
 from .models import Generation, InviteLink, Study, System
 
@@ -62,11 +63,38 @@ class StudyForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["systems"].queryset = System.objects.order_by("name")
+        systems = self.systems_of(self.chosen_dataset())
+        if self.is_bound:  # keep what was sent choosable, so a model without outputs gets the clear message below
+            sent = [v for v in self.data.getlist("systems") if str(v).isdigit()] if hasattr(self.data, "getlist") \
+                else [v for v in self.data.get("systems", []) if str(v).isdigit()]
+            systems = System.objects.filter(Q(pk__in=systems.values("pk")) | Q(pk__in=sent)).order_by("name")
+        self.fields["systems"].queryset = systems
+        # Choosing a dataset reloads the model list with that dataset's models (htmx, staff pages only).
+        self.fields["dataset"].widget.attrs.update({
+            "hx-get": reverse("annotations:study_form_systems"), "hx-target": "#field-systems",
+            "hx-swap": "outerHTML", "hx-trigger": "change", "hx-include": "this"})
         for name in ("votes_per_comparison", "sample_pairs_per_unit"):
             self.fields[name].min_value = 1
             self.fields[name].widget.attrs["min"] = 1
         self.fields["lease_seconds"].widget.attrs["min"] = 10
+
+    def chosen_dataset(self):
+        raw = self.data.get("dataset") if self.is_bound else self.initial.get("dataset")
+        if raw in (None, "") and self.instance.pk:
+            raw = self.instance.dataset_id
+        try:
+            return int(getattr(raw, "pk", raw)) if raw not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
+
+    @staticmethod
+    def systems_of(dataset_id):
+        """The models with outputs in the dataset (every model until a dataset is chosen)."""
+        systems = System.objects.order_by("name")
+        if dataset_id is None:
+            return systems
+        return systems.filter(pk__in=Generation.objects.filter(instance__dataset_id=dataset_id)
+                              .values("system_id").distinct())
 
     # ------------------------------------------------------------------------------------------------
 

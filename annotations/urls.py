@@ -14,6 +14,7 @@ urlpatterns = [
     path("r/<str:key>/", views.reenter, name="reenter"),
     path("studies/", views.study_list, name="study_list"),
     path("studies/new/", views.study_create, name="study_create"),
+    path("studies/new/systems/", views.study_form_systems, name="study_form_systems"),
     path("studies/<slug:slug>/", views.study_detail, name="study_detail"),
     path("studies/<slug:slug>/edit/", views.study_edit, name="study_edit"),
     path("studies/<slug:slug>/open/", views.study_open, name="study_open"),

@@ -173,3 +173,24 @@ def test_form_refuses_instructions_with_images_from_other_sites(staff_client):
     assert _remote_images("![a](https://tracker.example/p.png) ![b](/static/x.png) <img src='//t.example/q'>") == [
         "https://tracker.example/p.png", "//t.example/q"]
     assert _remote_images("no images, a [link](https://example.org)") == []
+
+
+def test_the_form_lists_only_the_chosen_datasets_models(base, staff_client):
+    other = make_study(slug="elsewhere", n_instances=1, systems=("omega-model", "psi-model"))
+    page = staff_client.get(f"/studies/{base.slug}/edit/").content.decode()
+    assert "alpha-model" in page and "omega-model" not in page
+    fragment = staff_client.get("/studies/new/systems/", {"dataset": other.dataset.pk}).content.decode()
+    assert "omega-model" in fragment and "alpha-model" not in fragment
+    assert 'id="field-systems"' in fragment and "<legend>Systems</legend>" in fragment  # the label heads the list
+    assert "alpha-model" in staff_client.get("/studies/new/systems/").content.decode()  # no dataset yet: all
+
+
+def test_the_studies_list_costs_the_same_statements_for_more_studies_and_votes(base, staff_client,
+                                                                               django_assert_max_num_queries):
+    staff_client.get("/studies/")
+    with django_assert_max_num_queries(8) as few:
+        staff_client.get("/studies/")
+    for i in range(4):
+        make_study(slug=f"more-{i}", n_instances=3)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        staff_client.get("/studies/")

@@ -79,6 +79,7 @@ TABLE = {
                                   {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: NOT_ALLOWED}),
     "annotations:study_list": ("/studies/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
     "annotations:study_create": ("/studies/new/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
+    "annotations:study_form_systems": ("/studies/new/systems/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
     "annotations:study_detail": ("/studies/{study}/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
     "annotations:study_edit": ("/studies/{study}/edit/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
     "annotations:study_open": ("/studies/{study}/open/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: NOT_ALLOWED}),
