@@ -18,6 +18,8 @@ from datetime import timezone as dt_timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
+from lib.csvsafe import unescape_cell
+
 WINNERS = ("a", "b", "tie", "both_bad")
 
 # Answer.pref{i} in the separability paper's crowd batches: -1 means the text in the
@@ -635,6 +637,7 @@ def parse_votes_csv(path: str | Path, data: bytes | None = None) -> list[ParsedV
     required = ("instance_id", "system_a", "system_b", "sample_a", "sample_b", "winner", "annotator")
     names = ("instance_id", "system_a", "system_b", "annotator")
     for line, row in _csv_records(name, text, required):
+        row = {key: unescape_cell(value) for key, value in row.items()}  # our exports escape formula-like cells
         values = {key: _name(name, line, row, key) if key in names else _required(name, line, row, key).strip()
                   for key in required}
         samples = {}

@@ -29,6 +29,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from lib.csvsafe import unescape_cell
+
 __all__ = ["VoteFileError", "VotesTable", "read_votes_csv", "WINNERS", "ARENA_WINNERS"]
 
 WINNERS = ("a", "b", "tie", "both_bad")
@@ -155,7 +157,7 @@ def read_votes_csv(path: str | os.PathLike) -> VotesTable:
             # Report where the broken record starts: an unclosed quote is only noticed at the end of the file.
             raise VoteFileError(shown_path, start, "row", f"malformed CSV ({error})") from None
         last_line = reader.line_num
-        return start, row
+        return start, [unescape_cell(cell) for cell in row]  # our exports escape formula-like cells
 
     try:
         header_line, header = next_row()

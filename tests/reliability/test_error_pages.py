@@ -26,11 +26,22 @@ def test_unknown_address_gets_the_friendly_not_found_page(client):
 
 
 @pytest.mark.django_db
-def test_voting_in_a_study_one_was_not_invited_to_gets_the_friendly_forbidden_page():
+def test_voting_in_a_study_one_was_not_invited_to_answers_like_a_missing_study():
+    """Not a 403 that would tell the annotator the study exists (docs/security.md)."""
     invited_to = make_study(slug="invited-here", n_instances=1)
     make_study(slug="not-invited", n_instances=1, systems=("gamma-model", "delta-model"))
     client = invited_client(invited_to)
     response = client.post("/s/not-invited/vote/", {"token": "x", "choice": "left"})
+    missing = client.post("/s/no-such-study/vote/", {"token": "x", "choice": "left"})
+    assert response.status_code == missing.status_code == 404
+    body = response.content.decode()
+    assert "Not available" in body and "Traceback" not in body
+
+
+@pytest.mark.django_db
+def test_an_annotator_on_a_staff_page_gets_the_friendly_forbidden_page():
+    client = invited_client(make_study(slug="invited-here", n_instances=1))
+    response = client.get("/dashboard/")
     assert response.status_code == 403
     body = response.content.decode()
     assert "Not allowed" in body and "ask the research team" in body

@@ -99,3 +99,21 @@ def test_every_trigger_is_escaped_and_comes_back(trigger):
     assert unescape_cell(escape_cell(cell)) == cell
     assert escape_cell("a" + cell) == "a" + cell  # only the first character matters
     assert unescape_cell("'plain") == "'plain"  # an apostrophe this module did not add stays
+
+
+def test_an_escaped_export_reads_back_to_the_stored_names(tmp_path):
+    """Both readers of the votes CSV undo the export's escaping, so an export round-trips."""
+    from annotations.importers import parse_votes_csv
+    from lib.csvsafe import SafeWriter
+    from ranking.votes_csv import read_votes_csv
+
+    path = tmp_path / "votes.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = SafeWriter(f)
+        writer.writerow(["instance_id", "system_a", "system_b", "sample_a", "sample_b", "winner", "annotator"])
+        writer.writerow(["@x0", "-alpha", "+beta", 0, 0, "a", "=ann"])
+    assert "'-alpha" in path.read_text()
+    vote = parse_votes_csv(path)[0]
+    assert (vote.instance_id, vote.system_a, vote.system_b, vote.annotator) == ("@x0", "-alpha", "+beta", "=ann")
+    table = read_votes_csv(path)
+    assert set(table.system_a) | set(table.system_b) == {"-alpha", "+beta"}
