@@ -167,17 +167,25 @@ class Command(BaseCommand):
                 summary.votes_created += 1
         return study, summary.as_text(), data.skipped_text()
 
+    @staticmethod
+    def datasets_to_compute() -> list[str]:
+        """Demo datasets without a finished run of the configured model."""
+        from separability.models import SeparabilityRun
+        from separability.services import start_run_model_name
+
+        done = set(SeparabilityRun.objects.filter(status=SeparabilityRun.Status.DONE, model_name=start_run_model_name())
+                   .values_list("dataset__slug", flat=True))
+        return [slug for slug in DEMO_DATASETS if slug not in done]
+
     def compute_separability(self, say):
         """Each demo dataset not yet computed with the configured model. Embedded, this computes here (its
         end copies separability onto the comparisons and refreshes the leaderboards, the public release
         included, since no vote changed); with a broker, it queues the runs."""
-        from separability.models import SeparabilityRun
-        from separability.services import compute_dataset_separability, start_run_model_name
+        from separability.services import compute_dataset_separability
 
+        todo = self.datasets_to_compute()
         for slug in DEMO_DATASETS:
-            done = SeparabilityRun.objects.filter(dataset__slug=slug, status=SeparabilityRun.Status.DONE,
-                                                  model_name=start_run_model_name()).exists()
-            if done:
+            if slug not in todo:
                 say(f"separability for {slug}: already computed")
                 continue
             say(f"separability for {slug}: computing ...")
@@ -186,6 +194,9 @@ class Command(BaseCommand):
 
     def compute_separability_in_background(self, say):
         """A child process (same terminal, so Ctrl-C stops it with the server) computes while the site serves."""
+        if not self.datasets_to_compute():
+            say("separability: already computed for every demo dataset")
+            return
         log_path = Path(settings.BASE_DIR) / "separability.log"
         with open(log_path, "ab") as log:
             subprocess.Popen([sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "load_demo",
