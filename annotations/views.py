@@ -257,8 +257,10 @@ def done(request, slug):
     status = queue.availability(study, request.user, progress)
     states = queue.Availability
     # Finished = did what was asked: the quota, or (without a quota) everything there was for them.
-    finished = status.state == states.QUOTA_MET or (
-        not study.quota and progress.done > 0 and status.state in (states.COMPLETE, states.JUDGED_ALL, states.CLOSED))
+    # A study closed under an annotator's feet counts as finished for what they did: a Prolific participant
+    # gets the code (and the way back) rather than being stranded by the researchers' decision.
+    finished = status.state == states.QUOTA_MET or (progress.done > 0 and status.state == states.CLOSED) or (
+        not study.quota and progress.done > 0 and status.state in (states.COMPLETE, states.JUDGED_ALL))
     completion_code = study.prolific_completion_code if finished else ""
     if completion_code:
         record_completion_shown(study, request.user)

@@ -64,7 +64,7 @@ def test_a_closed_study_says_so_and_what_was_kept():
     Study.objects.filter(pk=study.pk).update(status=Study.Status.CLOSED)
     response = client.get("/s/shut/", follow=True)
     html = response.content.decode()
-    assert "This study is closed" in html and "what you answered is kept" in html
+    assert "The study is now closed" in html and "what you answered is kept" in html
     assert "Keyboard" not in html  # no keyboard help for an item that is gone
 
 
@@ -83,3 +83,16 @@ def test_staff_see_the_refusal_on_the_study_page(staff_client):
     study.systems.set(study.systems.all()[:1])
     response = staff_client.post("/studies/none2/open/", follow=True)
     assert "The study was not opened" in response.content.decode() and "selected none" in response.content.decode()
+
+
+def test_a_prolific_participant_stranded_by_a_closed_study_still_gets_the_code_and_the_way_back():
+    study = make_study(slug="cut", n_instances=4, quota=3, prolific_study_id="65f0a1b2c3d4e5f6a7b8c9d0",
+                       prolific_completion_code="C0DE99",
+                       prolific_redirect_url="https://app.prolific.com/submissions/complete?cc=C0DE99")
+    client = Client()
+    client.get("/s/cut/", {"PROLIFIC_PID": "a" * 24, "STUDY_ID": "65f0a1b2c3d4e5f6a7b8c9d0", "SESSION_ID": "s1"})
+    page = client.get("/s/cut/")
+    client.post("/s/cut/vote/", {"token": page.context["token"], "choice": "left"}, HTTP_HX_REQUEST="true")
+    Study.objects.filter(pk=study.pk).update(status=Study.Status.CLOSED)
+    html = done_page(client, "cut")
+    assert "C0DE99" in html and "app.prolific.com" in html and "before you reached 3" in html
