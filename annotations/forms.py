@@ -6,6 +6,8 @@ import re
 
 import markdown as md
 from django import forms
+
+from lib.vocabulary import Metric
 from django.urls import reverse
 from django.db.models import Count, Min, Q
 
@@ -28,11 +30,7 @@ def _remote_images(markdown_text: str) -> list[str]:
 
 
 def metric_choices() -> list[tuple[str, str]]:
-    try:
-        from separability.engine import METRICS
-    except ImportError:  # the engine needs numpy/torch; the form must work without them
-        METRICS = ("bertscore", "bertscore_length", "rouge1")
-    return [(m, m) for m in METRICS]
+    return [(m.value, m.value) for m in Metric]
 
 
 class StudyForm(forms.ModelForm):

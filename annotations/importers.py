@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from lib.csvsafe import unescape_cell
+from lib.vocabulary import WINNERS
 
-WINNERS = ("a", "b", "tie", "both_bad")
 
 # Answer.pref{i} in the separability paper's crowd batches: -1 means the text in the
 # `model1_summary{i}` slot (shown first) was preferred, +1 the `model2_summary{i}` slot, 0 a tie.

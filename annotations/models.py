@@ -11,6 +11,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from lib import vocabulary
+from lib.vocabulary import Winner
+
 
 class Dataset(models.Model):
     slug = models.SlugField(max_length=100, unique=True)
@@ -176,10 +179,10 @@ class Comparison(models.Model):
     """One A/B item: two generations of one instance, from two systems (lower system id = A)."""
 
     class Answer(models.TextChoices):
-        A = "a", "A"
-        B = "b", "B"
-        TIE = "tie", "Tie"
-        BOTH_BAD = "both_bad", "Both bad"
+        A = Winner.A, "A"
+        B = Winner.B, "B"
+        TIE = Winner.TIE, "Tie"
+        BOTH_BAD = Winner.BOTH_BAD, "Both bad"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="comparisons")
     instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="comparisons")
@@ -246,17 +249,17 @@ class Assignment(models.Model):
 
 
 class Vote(models.Model):
-    class Winner(models.TextChoices):
-        A = "a", "A"
-        B = "b", "B"
-        TIE = "tie", "Tie"
-        BOTH_BAD = "both_bad", "Both bad"
+    class Winner(models.TextChoices):  # the values are lib.vocabulary's
+        A = vocabulary.Winner.A, "A"
+        B = vocabulary.Winner.B, "B"
+        TIE = vocabulary.Winner.TIE, "Tie"
+        BOTH_BAD = vocabulary.Winner.BOTH_BAD, "Both bad"
 
     class Choice(models.TextChoices):
-        LEFT = "left", "Left"
-        RIGHT = "right", "Right"
-        TIE = "tie", "Tie"
-        BOTH_BAD = "both_bad", "Both bad"
+        LEFT = vocabulary.Choice.LEFT, "Left"
+        RIGHT = vocabulary.Choice.RIGHT, "Right"
+        TIE = vocabulary.Choice.TIE, "Tie"
+        BOTH_BAD = vocabulary.Choice.BOTH_BAD, "Both bad"
 
     class Source(models.TextChoices):
         LIVE = "live", "Collected here"

@@ -50,12 +50,13 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
+from lib.vocabulary import Choice
+
 from .models import AnnotatorExclusion, Assignment, Comparison, ItemFlag, Study, Vote
 
 UNIT_GAP = 2  # other items served between two sample pairs of the same consistency unit
 MAX_LEASE_TRIES = 25  # candidates tried per request when others lease the same items concurrently
 RATIONALE_MAX_CHARS = 5000
-CHOICES = ("left", "right", "tie", "both_bad")
 
 _sides = random.SystemRandom()
 
@@ -419,8 +420,8 @@ def decode_choice(choice: str, left_is_a: bool) -> str:
 
 def check_answer(study: Study, choice: str, rationale: str) -> str:
     """Validate the form fields; returns the cleaned rationale or raises VoteRejected."""
-    allowed = {"left", "right"} | ({"tie"} if study.allow_tie else set()) | (
-        {"both_bad"} if study.allow_both_bad else set())
+    allowed = {Choice.LEFT, Choice.RIGHT} | ({Choice.TIE} if study.allow_tie else set()) | (
+        {Choice.BOTH_BAD} if study.allow_both_bad else set())
     if choice not in allowed:
         raise VoteRejected("Please choose one of the answers shown.")
     rationale = (rationale or "").strip()

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from annotations.models import Comparison, Dataset, Study
 from annotations.services import parse_system_names
 from ranking.ratings import METHODS
-from separability.engine import METRICS
+from lib.vocabulary import CHOICES, METRICS, WINNERS
 
 
 class DatasetSerializer(serializers.ModelSerializer):
@@ -199,8 +199,8 @@ class VoteRecordSerializer(serializers.Serializer):
     instance_id = serializers.CharField()
     system_left = serializers.CharField()
     system_right = serializers.CharField()
-    choice = serializers.ChoiceField(choices=("left", "right", "tie", "both_bad"))
-    winner = serializers.ChoiceField(choices=("a", "b", "tie", "both_bad"), help_text="Canonical: a = system_a.")
+    choice = serializers.ChoiceField(choices=CHOICES)
+    winner = serializers.ChoiceField(choices=WINNERS, help_text="Canonical: a = system_a.")
     winner_system = serializers.CharField(allow_null=True)
     rationale = serializers.CharField(allow_blank=True)
     annotator = serializers.CharField(help_text="Pseudonym, never the username.")

@@ -21,7 +21,9 @@ from typing import Hashable, Iterable, Sequence
 
 import numpy as np
 
-LABELS = ("a", "b", "tie", "both_bad")
+from lib.vocabulary import WINNERS
+
+LABELS = WINNERS  # the canonical winners (lib.vocabulary)
 CODES = {label: code for code, label in enumerate(LABELS)}
 
 Triple = tuple[Hashable, Hashable, str]  # (annotator, item, label)

@@ -15,10 +15,12 @@ from django.utils import timezone
 
 from annotations.models import AnnotatorExclusion, Assignment, Comparison, Generation, ItemFlag, Study, Vote
 
+from lib.vocabulary import WEIGHTED_OF
+
 from . import agreement
 
 ACTIVE_WINDOW = timedelta(hours=1)
-LEADERBOARD_PAIRS = (("elo", "weighted_elo"), ("bt", "weighted_bt"))
+LEADERBOARD_PAIRS = tuple(WEIGHTED_OF.items())  # (plain, weighted), lib.vocabulary
 METHOD_NAMES = {"elo": "Elo", "weighted_elo": "Separability-weighted Elo", "bt": "Bradley-Terry",
                 "weighted_bt": "Separability-weighted Bradley-Terry"}
 

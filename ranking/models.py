@@ -1,13 +1,15 @@
 """Stored ratings: the incrementally updated Elo state per study and system, and leaderboard snapshots."""
 from django.db import models
 
+from lib.vocabulary import Method
+
 
 class RatingState(models.Model):
     """Online Elo (plain or separability-weighted), updated in the vote's own transaction."""
 
     class Method(models.TextChoices):
-        ELO = "elo", "Elo"
-        WEIGHTED_ELO = "weighted_elo", "Separability-weighted Elo"
+        ELO = Method.ELO, Method.ELO.title
+        WEIGHTED_ELO = Method.WEIGHTED_ELO, Method.WEIGHTED_ELO.title
 
     study = models.ForeignKey("annotations.Study", on_delete=models.CASCADE, related_name="rating_states")
     system = models.ForeignKey("annotations.System", on_delete=models.CASCADE, related_name="+")
@@ -25,10 +27,10 @@ class RatingState(models.Model):
 
 class LeaderboardSnapshot(models.Model):
     class Method(models.TextChoices):
-        ELO = "elo", "Elo"
-        WEIGHTED_ELO = "weighted_elo", "Separability-weighted Elo"
-        BT = "bt", "Bradley-Terry"
-        WEIGHTED_BT = "weighted_bt", "Separability-weighted Bradley-Terry"
+        ELO = Method.ELO, Method.ELO.title
+        WEIGHTED_ELO = Method.WEIGHTED_ELO, Method.WEIGHTED_ELO.title
+        BT = Method.BT, Method.BT.title
+        WEIGHTED_BT = Method.WEIGHTED_BT, Method.WEIGHTED_BT.title
 
     study = models.ForeignKey("annotations.Study", on_delete=models.CASCADE, related_name="leaderboards")
     method = models.CharField(max_length=20, choices=Method.choices)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from django.utils.dateparse import parse_datetime
 
 from annotations.auth import judges
+from lib.vocabulary import WEIGHTED_OF, Method
 from annotations.models import Comparison, Study
 
 from .models import LeaderboardRelease, LeaderboardSnapshot
@@ -23,8 +24,7 @@ from .services import SNAPSHOT_METHODS, counted_votes, latest_release, refresh_s
 
 PUBLIC_STATUSES = (Study.Status.OPEN, Study.Status.CLOSED)
 # The method whose order and rank head the table; the next ones stand in when it has an error.
-PRIMARY_ORDER = ("bt", "elo", "weighted_bt", "weighted_elo")
-WEIGHTED_OF = {"elo": "weighted_elo", "bt": "weighted_bt"}
+PRIMARY_ORDER = (Method.BT, Method.ELO, Method.WEIGHTED_BT, Method.WEIGHTED_ELO)
 
 
 def is_public(study: Study) -> bool:
@@ -257,7 +257,7 @@ def page_context(study: Study, release: LeaderboardRelease | None = None) -> dic
                 if shift.places:
                     target.shifts[weighted] = shift
 
-    matrix_source = next((m for m in ("bt", "elo", "weighted_bt", "weighted_elo") if methods[m].ok), None)
+    matrix_source = next((m for m in PRIMARY_ORDER if methods[m].ok), None)
     heatmap = _heatmap(payloads[matrix_source], order) if matrix_source else None
 
     def series(method, key="rating"):

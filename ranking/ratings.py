@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lib.vocabulary import METHOD_TITLES, METHODS, WINNERS, Winner
+
 from .bt import PSEUDO_TIES, bootstrap_bt, bradley_terry, bradley_terry_from_wins, mle_exists, win_matrix
 from .common import (
     WEIGHT_FLOOR,
@@ -84,15 +86,7 @@ __all__ = [
     "win_rate_matrix",
 ]
 
-METHODS = ("elo", "weighted_elo", "bt", "weighted_bt")
-METHOD_TITLES = {
-    "elo": "Elo",
-    "weighted_elo": "Separability-weighted Elo",
-    "bt": "Bradley-Terry",
-    "weighted_bt": "Separability-weighted Bradley-Terry",
-}
-WINNERS = ("a", "b", "tie", "both_bad")
-_SCORE_OF_WINNER = {"a": 1.0, "b": 0.0, "tie": 0.5}
+_SCORE_OF_WINNER = {Winner.A: 1.0, Winner.B: 0.0, Winner.TIE: 0.5}
 
 
 @dataclass(frozen=True)

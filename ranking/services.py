@@ -15,6 +15,8 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
+from lib.vocabulary import METHODS
+
 from .models import LeaderboardRelease, LeaderboardSnapshot, RatingState
 from .ratings import (DEFAULT_INITIAL, RatingError, compute_leaderboard, elo, elo_update, factorize_systems,
                       scores_from_winners, separability_weight)
@@ -22,7 +24,7 @@ from .ratings import (DEFAULT_INITIAL, RatingError, compute_leaderboard, elo, el
 log = logging.getLogger(__name__)
 
 ELO_METHODS = (RatingState.Method.ELO, RatingState.Method.WEIGHTED_ELO)
-SNAPSHOT_METHODS = ("elo", "weighted_elo", "bt", "weighted_bt")
+SNAPSHOT_METHODS = METHODS  # lib.vocabulary
 RECOMPUTE_DEBOUNCE_SECONDS = 5
 BOOTSTRAP_ROUNDS = 100
 

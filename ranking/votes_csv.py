@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from lib.csvsafe import unescape_cell
+from lib.vocabulary import WINNERS
 
 __all__ = ["VoteFileError", "VotesTable", "read_votes_csv", "WINNERS", "ARENA_WINNERS"]
 
-WINNERS = ("a", "b", "tie", "both_bad")
 ARENA_WINNERS = {"model_a": "a", "model_b": "b", "tie": "tie", "tie (bothbad)": "both_bad"}
 REQUIRED_COLUMNS = ("instance_id", "system_a", "system_b", "sample_a", "sample_b", "winner", "annotator")
 ARENA_REQUIRED_COLUMNS = ("model_a", "model_b", "winner")

@@ -41,6 +41,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from lib.vocabulary import Metric
+
 from .rouge import rouge1_matrix, rouge_tokens
 from .similarity import SeparabilityScorer, default_model_path, resolve_device
 
@@ -57,8 +59,8 @@ __all__ = [
     "resolve_device",
 ]
 
-METRICS = ("bertscore", "bertscore_length", "rouge1")
-_BERT_METRICS = {"bertscore", "bertscore_length"}
+METRICS = tuple(Metric)  # lib.vocabulary
+_BERT_METRICS = {m for m in Metric if m.needs_model}
 
 
 @dataclass(frozen=True)
