@@ -1,7 +1,7 @@
 """Which (instance, system pair) units of a dataset a study asks humans to judge.
 
 Opening a study turns the chosen units into comparisons. The policy uses the stored normalised
-separability (DESIGN §2) of the study's metric: all units, units at or above a threshold, the top
+separability (docs/design.md §4) of the study's metric: all units, units at or above a threshold, the top
 fraction per system pair, or a seeded sample drawn in proportion to separability. Units whose
 separability is undefined (k < 2) are only eligible under "all". Re-opening is idempotent: existing
 comparisons (with their votes) are kept, missing ones are added.

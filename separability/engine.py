@@ -3,7 +3,7 @@
 Why this module exists: it is the pure computational core behind the ``separability`` app (no Django
 here), used by the Celery task, the command line, the benchmark and notebooks. Given, per instance,
 k >= 2 sampled generations of each system, it computes for every system pair and metric
-(DESIGN.md section 2):
+(docs/design.md §4):
 
 - ``self(A)  = mean over i != j of sim(a_i, a_j)`` (each system with its own k),
 - ``cross(A, B) = mean over all ka * kb pairs of sim(a_i, b_j)``,

@@ -2,7 +2,7 @@
 
 A run splits the dataset's instances into chunks; each chunk is one idempotent task on the `gpu`
 queue that upserts its `Alignment` rows on (instance, system pair, metric). The chunk that completes
-the run normalises the whole dataset (DESIGN §2: raw / (max - min) of all self/cross values of a
+the run normalises the whole dataset (docs/design.md §4: raw / (max - min) of all self/cross values of a
 metric), copies the study metric's value onto the comparisons of every study of the dataset, and
 queues their leaderboard rebuilds. A chunk that is redelivered after a worker died simply recomputes
 the same rows.

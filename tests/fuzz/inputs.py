@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 PAIRWISE_DEMO = ROOT / "demo" / "data" / "separability-paper" / "mistral-7b_vicuna-7b_samsum_pref_data.csv"
 PANDALM_DEMO = ROOT / "demo" / "data" / "pandalm" / "testset-v1.json"
 
-# Every importer error reads `FILE:LINE: field: what is wrong` (DESIGN §5: file, line and field).
+# Every importer error reads `FILE:LINE: field: what is wrong` (docs/design.md §5: file, line and field).
 MESSAGE = r"^{file}:\d+: \S+: .+"
 
 
