@@ -266,11 +266,7 @@ def run_uploaded_import(form: ImportUploadForm) -> str:
     upload = data["file"]
     study, summary = import_file(data["kind"], upload.name, upload.read(), data.get("dataset") or "",
                                  data.get("study") or "", data.get("system_names", ()))
-    if study is not None:
-        from ranking.services import rebuild_study_ratings
-
-        rebuild_study_ratings(study)
-    return summary.as_text()
+    return summary.as_text()  # stored votes refresh the leaderboards off the request (signals.votes_changed)
 
 
 def import_upload_view(request):

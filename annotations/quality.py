@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .models import AnnotatorExclusion, Study, Vote
-from .signals import votes_changed
+from .signals import votes_changed_on_commit
 
 REASON_MAX_CHARS = Vote._meta.get_field("exclusion_reason").max_length
 
@@ -32,7 +32,7 @@ def clean_reason(reason: str) -> str:
 
 
 def _changed(study_id: int) -> None:
-    transaction.on_commit(lambda: votes_changed.send(sender=Vote, study_id=study_id))
+    votes_changed_on_commit(study_id)
 
 
 def exclude_votes(study: Study, vote_ids, reason: str, by=None) -> int:

@@ -52,6 +52,7 @@ from django.utils import timezone
 
 from lib.vocabulary import Choice
 
+from .signals import vote_stored
 from .models import AnnotatorExclusion, Assignment, Comparison, ItemFlag, Study, Vote
 
 UNIT_GAP = 2  # other items served between two sample pairs of the same consistency unit
@@ -455,8 +456,6 @@ def submit_vote(study: Study, user, token: str, choice: str, rationale: str = ""
 
 
 def _store_vote(study: Study, user, token: str, choice: str, rationale: str, now: datetime) -> SubmitResult:
-    from ranking.services import apply_vote_to_ratings, schedule_leaderboard_recompute
-
     status, excluded = _lock_annotator_and_share_study(study, user)
     _lock_comparison_of(token, user)
     assignment = (Assignment.objects.select_for_update(of=("self",)).select_related("comparison")
@@ -491,8 +490,7 @@ def _store_vote(study: Study, user, token: str, choice: str, rationale: str, now
     )
     Assignment.objects.filter(pk=assignment.pk).update(completed_at=now)
     Comparison.objects.filter(pk=comparison.pk).update(votes_count=F("votes_count") + 1)
-    apply_vote_to_ratings(vote)
-    transaction.on_commit(lambda: schedule_leaderboard_recompute(study.pk))
+    vote_stored.send(sender=Vote, vote=vote)  # ranking moves the online Elo here, in this transaction
     return SubmitResult(vote, replay=False)
 
 

@@ -12,6 +12,7 @@ import itertools
 import random
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Callable
 
 from django.db import connection, transaction
 from django.db.models import F, Q
@@ -34,20 +35,26 @@ class Unit:
     separability: float | None  # normalised, None when undefined or not computed
 
 
-def candidate_units(study: Study) -> list[Unit]:
-    from separability.models import Alignment
+# Where normalised separability comes from: the separability app registers its lookup when it loads
+# (separability.apps), so that annotations, below it, never imports it. Without one, every unit's
+# separability is unknown (only the policy "all" applies).
+SeparabilityLookup = Callable[[Study, list[int]], dict[tuple[int, int, int], float | None]]
+_separability_lookup: SeparabilityLookup | None = None
 
+
+def use_separability_lookup(lookup: SeparabilityLookup) -> None:
+    """lookup(study, system_ids) -> {(instance_id, system_a_id, system_b_id): normalised separability}."""
+    global _separability_lookup
+    _separability_lookup = lookup
+
+
+def candidate_units(study: Study) -> list[Unit]:
     system_ids = sorted(study.systems.values_list("id", flat=True))
     present = defaultdict(set)
     for instance_id, system_id in (Generation.objects.filter(instance__dataset=study.dataset, system_id__in=system_ids)
                                    .values_list("instance_id", "system_id").distinct()):
         present[instance_id].add(system_id)
-    separability = {
-        (a.instance_id, a.system_a_id, a.system_b_id): a.normalised
-        for a in Alignment.objects.filter(instance__dataset=study.dataset, metric=study.policy_metric,
-                                          system_a_id__in=system_ids, system_b_id__in=system_ids)
-        .only("instance_id", "system_a_id", "system_b_id", "normalised")
-    }
+    separability = _separability_lookup(study, system_ids) if _separability_lookup is not None else {}
     units = []
     for instance_id in sorted(present):
         for a, b in itertools.combinations(sorted(present[instance_id]), 2):

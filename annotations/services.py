@@ -2,6 +2,8 @@
 
 The functions here expect to run inside one `transaction.atomic()` block opened by the caller (a
 command, the admin upload form, an API view or a task), so that a failure anywhere leaves nothing.
+Writers that store votes announce them (`signals.votes_changed`, after commit): whichever path imported
+them, the leaderboards are refreshed by the one owner of that, ranking, debounced and off the request.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from .importers import (
     pairwise_as_generations,
     write_generations,
 )
+from .signals import votes_changed_on_commit
 from .models import AnnotatorProfile, Assignment, Comparison, Dataset, Generation, Instance, Study, System, Vote
 
 
@@ -187,6 +190,8 @@ def write_pairwise(parsed: ParsedPairwise, dataset_slug: str, study_slug: str, s
         already.add((comparison.pk, annotator.pk))
         summary.votes_created += 1
         progress(1)
+    if summary.votes_created:
+        votes_changed_on_commit(study.pk)
     return study, summary
 
 
@@ -241,6 +246,8 @@ def write_votes(parsed_votes: list[ParsedVote], study: Study, filename: str,
         store_historical_vote(comparison, annotator, winner, vote.created_at or now)
         summary.votes_created += 1
         progress(1)
+    if summary.votes_created:
+        votes_changed_on_commit(study.pk)
     return summary
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 
-from django.db import transaction
 from django.db.models import Q
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -103,10 +102,6 @@ def dataset_import(request, slug):
                                      fmt=data.get("format"))
     except ImportFileError as exc:
         return Response({"error": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-    if study is not None and summary.votes_created:
-        from ranking.tasks import recompute_leaderboards
-
-        transaction.on_commit(lambda: recompute_leaderboards.apply_async((study.pk,)), robust=True)
     return Response({"dataset": slug, "kind": kind, "study": study.slug if study else None,
                      "summary": vars(summary), "message": summary.as_text()}, status=status.HTTP_201_CREATED)
 

@@ -187,7 +187,7 @@ def copy_separability_to_comparisons(dataset) -> list[int]:
 
 
 def finish_run(run_id: int) -> SeparabilityRun:
-    from ranking.services import schedule_leaderboard_recompute
+    from annotations.signals import separability_changed
 
     with transaction.atomic():
         run = SeparabilityRun.objects.select_for_update().get(pk=run_id)
@@ -199,6 +199,6 @@ def finish_run(run_id: int) -> SeparabilityRun:
         run.status = SeparabilityRun.Status.DONE if not run.errors else SeparabilityRun.Status.FAILED
         run.finished_at = timezone.now()
         run.save(update_fields=["timings", "status", "finished_at"])
-    for study_id in study_ids:
-        transaction.on_commit(lambda sid=study_id: schedule_leaderboard_recompute(sid), robust=True)
+    ids = list(study_ids)
+    transaction.on_commit(lambda: separability_changed.send(sender=SeparabilityRun, study_ids=ids), robust=True)
     return run

@@ -5,7 +5,6 @@ from django.core.management.base import BaseCommand, CommandError
 from annotations.importers import parse_votes_csv
 from annotations.models import Study
 from annotations.services import write_votes
-from ranking.services import rebuild_study_ratings
 
 from ._importing import progress_bar, run_atomically_or_exit
 
@@ -28,6 +27,5 @@ class Command(BaseCommand):
             with progress_bar(len(votes), "votes") as bar:
                 return write_votes(votes, study, options["file"], progress=bar.update)
 
-        summary = run_atomically_or_exit(self, do_import)
-        rebuild_study_ratings(study)
+        summary = run_atomically_or_exit(self, do_import)  # the leaderboards follow (signals.votes_changed)
         self.stdout.write(f"{study.slug}: {summary.as_text()}")
