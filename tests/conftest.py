@@ -48,6 +48,12 @@ def eager_celery_by_default():
 
 
 @pytest.fixture(autouse=True)
+def recompute_inline(settings):
+    """Eager tasks run where they are called, as tests expect (a thread could not see a test's transaction)."""
+    settings.RECOMPUTE_IN_THREAD_WHEN_EAGER = False
+
+
+@pytest.fixture(autouse=True)
 def plain_static_and_fast_hashing(settings):
     """Templates use {% static %}; the manifest storage needs collectstatic, which tests do not run.
     A fast password hasher keeps user creation cheap."""
