@@ -119,6 +119,46 @@ def get_or_create_comparison(study: Study, generation_a: Generation, generation_
     )
 
 
+class HistoricalVotes:
+    """Historical votes collected while a file is written, stored in bulk by `write()`: two INSERTs per 500
+    votes instead of two per vote (the PandaLM demo's 2,817 votes were 5,634 statements). Each vote is what
+    `store_historical_vote` stores."""
+
+    def __init__(self):
+        self.rows: list[tuple[Comparison, object, str, datetime]] = []
+
+    def add(self, comparison: Comparison, annotator, winner: str, submitted_at: datetime) -> None:
+        self.rows.append((comparison, annotator, winner, submitted_at))
+
+    def write(self) -> int:
+        assignments = [Assignment(comparison=c, annotator=a, left_is_a=True, issued_at=t, expires_at=t,
+                                  served_at=None, completed_at=t) for c, a, _, t in self.rows]
+        Assignment.objects.bulk_create(assignments, batch_size=500)
+        Vote.objects.bulk_create([
+            Vote(assignment=assignment, study_id=c.study_id, comparison=c, annotator=a,
+                 choice={"a": Vote.Choice.LEFT, "b": Vote.Choice.RIGHT}.get(w, w), winner=w, submitted_at=t,
+                 source=Vote.Source.IMPORTED, gold_passed=(w == c.gold_answer) if c.is_gold else None)
+            for assignment, (c, a, w, t) in zip(assignments, self.rows)], batch_size=500)
+        written, self.rows = len(self.rows), []
+        return written
+
+
+class StudyComparisons:
+    """The study's comparisons by their two generations, read once; missing ones are created on first use."""
+
+    def __init__(self, study: Study):
+        self.study = study
+        self.known = {(c.generation_a_id, c.generation_b_id): c for c in Comparison.objects.filter(study=study)}
+
+    def get(self, generation_a: Generation, generation_b: Generation) -> tuple[Comparison, bool]:
+        key = (generation_a.pk, generation_b.pk)
+        if key in self.known:
+            return self.known[key], False
+        comparison, created = get_or_create_comparison(self.study, generation_a, generation_b)
+        self.known[key] = comparison
+        return comparison, created
+
+
 def store_historical_vote(comparison: Comparison, annotator, winner: str, submitted_at: datetime) -> Vote:
     """A completed assignment plus its vote, for a judgment made elsewhere (left = A by convention).
 
@@ -169,12 +209,13 @@ def write_pairwise(parsed: ParsedPairwise, dataset_slug: str, study_slug: str, s
     submitted_at = timezone.now()
     annotators = {}
     already = set(Vote.objects.filter(study=study).values_list("comparison_id", "annotator_id"))
+    comparisons, votes = StudyComparisons(study), HistoricalVotes()
     for judgment in parsed.judgments:
         instance = instances[judgment.instance_key]
         gen1 = generations[(instance.pk, systems[0].pk, judgment.sample_index)]
         gen2 = generations[(instance.pk, systems[1].pk, judgment.sample_index)]
         gen_a, gen_b, swapped = canonical_pair(gen1, gen2)
-        comparison, created = get_or_create_comparison(study, gen_a, gen_b)
+        comparison, created = comparisons.get(gen_a, gen_b)
         summary.comparisons_created += created
         if judgment.worker not in annotators:
             annotators[judgment.worker] = get_or_create_imported_annotator(study, judgment.worker, summary)
@@ -186,10 +227,11 @@ def write_pairwise(parsed: ParsedPairwise, dataset_slug: str, study_slug: str, s
             winner = "tie"
         else:
             winner = "a" if (judgment.winner_system == 1) != swapped else "b"
-        store_historical_vote(comparison, annotator, winner, submitted_at)
+        votes.add(comparison, annotator, winner, submitted_at)
         already.add((comparison.pk, annotator.pk))
         summary.votes_created += 1
         progress(1)
+    votes.write()
     if summary.votes_created:
         votes_changed_on_commit(study.pk)
     return study, summary
@@ -205,8 +247,12 @@ def write_votes(parsed_votes: list[ParsedVote], study: Study, filename: str,
     instances = {i.external_id: i for i in Instance.objects.filter(
         dataset=study.dataset, external_id__in={v.instance_id for v in parsed_votes})}
     already = set(Vote.objects.filter(study=study).values_list("comparison_id", "annotator_id"))
+    generations = {(g.instance_id, g.system_id, g.sample_index): g
+                   for g in Generation.objects.filter(instance__in=instances.values(),
+                                                      system__in=list(all_systems.values()))}
     in_file: dict[tuple[int, str], int] = {}
     annotators = {}
+    comparisons, stored = StudyComparisons(study), HistoricalVotes()
     now = timezone.now()
     for vote in parsed_votes:
         instance = instances.get(vote.instance_id)
@@ -221,15 +267,14 @@ def write_votes(parsed_votes: list[ParsedVote], study: Study, filename: str,
             if system_name not in study_systems:
                 raise ImportFileError(filename, vote.line, field_name, f"system {system_name!r} is not part of "
                                       f"study {study.slug!r}")
-            generation = Generation.objects.filter(instance=instance, system=all_systems[system_name],
-                                                   sample_index=sample).first()
+            generation = generations.get((instance.pk, all_systems[system_name].pk, sample))
             if generation is None:
                 sample_field = "sample_a" if field_name == "system_a" else "sample_b"
                 raise ImportFileError(filename, vote.line, sample_field, f"unknown sample {sample} of system "
                                       f"{system_name!r} for instance {vote.instance_id!r}")
             pair.append(generation)
         gen_a, gen_b, swapped = canonical_pair(*pair)
-        comparison, created = get_or_create_comparison(study, gen_a, gen_b)
+        comparison, created = comparisons.get(gen_a, gen_b)
         summary.comparisons_created += created
         if vote.annotator not in annotators:
             annotators[vote.annotator] = get_or_create_imported_annotator(study, vote.annotator, summary)
@@ -243,9 +288,10 @@ def write_votes(parsed_votes: list[ParsedVote], study: Study, filename: str,
             raise ImportFileError(filename, vote.line, "annotator", f"annotator {vote.annotator!r} already has a "
                                   f"stored vote on this comparison in study {study.slug!r}")
         winner = flip_winner(vote.winner) if swapped else vote.winner
-        store_historical_vote(comparison, annotator, winner, vote.created_at or now)
+        stored.add(comparison, annotator, winner, vote.created_at or now)
         summary.votes_created += 1
         progress(1)
+    stored.write()
     if summary.votes_created:
         votes_changed_on_commit(study.pk)
     return summary

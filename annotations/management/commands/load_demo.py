@@ -19,10 +19,10 @@ from annotations.models import Generation, InviteLink, Study, System, Vote
 from annotations.selection import open_study
 from annotations.services import (
     canonical_pair,
-    get_or_create_comparison,
+    HistoricalVotes,
+    StudyComparisons,
     get_or_create_dataset,
     get_or_create_imported_annotator,
-    store_historical_vote,
     write_pairwise,
 )
 
@@ -153,18 +153,20 @@ class Command(BaseCommand):
         already = set(Vote.objects.filter(study=study).values_list("comparison_id", "annotator_id"))
         annotators = [get_or_create_imported_annotator(study, f"annotator{i}", summary) for i in (1, 2, 3)]
         now = timezone.now()
+        comparisons, votes = StudyComparisons(study), HistoricalVotes()
         for item in data.items:
             first = generations[(item.instance_key, item.system_1, 0)]
             second = generations[(item.instance_key, item.system_2, 0)]
             gen_a, gen_b, swapped = canonical_pair(first, second)
-            comparison, was_created = get_or_create_comparison(study, gen_a, gen_b)
+            comparison, was_created = comparisons.get(gen_a, gen_b)
             summary.comparisons_created += was_created
             for annotator, label in zip(annotators, item.labels):
                 if (comparison.pk, annotator.pk) in already:
                     continue
                 winner = "tie" if label == "tie" else ("a" if (label == "first") != swapped else "b")
-                store_historical_vote(comparison, annotator, winner, now)
+                votes.add(comparison, annotator, winner, now)
                 summary.votes_created += 1
+        votes.write()
         return study, summary.as_text(), data.skipped_text()
 
     @staticmethod
