@@ -415,11 +415,3 @@ class InviteLink(models.Model):
 
     def __str__(self):
         return f"invite {self.token[:6]}… ({self.uses}/{self.max_uses})"
-
-
-class WorkerHeartbeat(models.Model):
-    """A row a Celery worker writes to prove it reaches the database (health checks, the worker test)."""
-
-    label = models.CharField(max_length=100, unique=True)
-    db_vendor = models.CharField(max_length=30)
-    written_at = models.DateTimeField(auto_now=True)

@@ -19,7 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from evalsite.decorators import staff_required
+from lib.decorators import staff_required
 
 from . import queue
 from .auth import (

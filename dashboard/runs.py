@@ -20,9 +20,9 @@ BACKGROUND_WHEN_EAGER = True
 
 
 def tasks_run_eagerly() -> bool:
-    from evalsite.celery import app
+    from celery import current_app  # the project's app (evalsite.celery), without importing the project
 
-    return bool(app.conf.task_always_eager)
+    return bool(current_app.conf.task_always_eager)
 
 
 def start_separability_run(dataset, metrics: list[str] | None = None, wait_for_record: float = 5.0):

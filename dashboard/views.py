@@ -19,7 +19,7 @@ from django.contrib.auth import get_user_model
 from annotations import quality
 from annotations.models import Dataset, Study, Vote
 
-from evalsite.decorators import staff_required
+from lib.decorators import staff_required
 
 from . import charts, exports, queries
 from .models import ExportJob

@@ -1,4 +1,5 @@
-"""The database side of the rate limiter: counters used while the cache (Redis) is unreachable."""
+"""Infrastructure tables: the rate limiter's counters used while the cache (Redis) is unreachable, and the
+row a Celery worker writes to prove it reaches the database."""
 from django.db import models
 
 
@@ -16,3 +17,11 @@ class RateCounter(models.Model):
 
     def __str__(self):
         return f"{self.key}@{self.bucket}: {self.count}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A row a Celery worker writes to prove it reaches the database (health checks, the worker test)."""
+
+    label = models.CharField(max_length=100, unique=True)
+    db_vendor = models.CharField(max_length=30)
+    written_at = models.DateTimeField(auto_now=True)

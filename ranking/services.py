@@ -174,9 +174,9 @@ def rebuild_study_ratings(study, rounds: int = BOOTSTRAP_ROUNDS) -> dict[str, Le
 
 
 def _tasks_run_eagerly() -> bool:
-    from evalsite.celery import app
+    from celery import current_app  # the project's app (evalsite.celery), without importing the project
 
-    return bool(app.conf.task_always_eager)
+    return bool(current_app.conf.task_always_eager)
 
 
 def _recompute_in_a_thread(study_id: int) -> None:

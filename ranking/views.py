@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from annotations.models import Study
-from evalsite.decorators import staff_required
+from lib.decorators import staff_required
 
 from .presenters import leaderboard_payload, page_context, public_release, public_studies, release_payload
 from .services import release_leaderboard

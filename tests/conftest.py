@@ -28,11 +28,13 @@ def service_missing(what: str):
 
 @pytest.fixture(scope="session", autouse=True)
 def eager_celery_for_the_session():
-    """Module- and session-scoped fixtures run before the per-test one below: make them eager too."""
+    """Module- and session-scoped fixtures run before the per-test ones below: make them eager too, with
+    the leaderboard recompute inline (a timer thread would write into a later test's database)."""
     from evalsite.celery import app
 
     app.conf.task_always_eager = True
     app.conf.task_eager_propagates = True
+    settings.RECOMPUTE_IN_THREAD_WHEN_EAGER = False
 
 
 @pytest.fixture(autouse=True)

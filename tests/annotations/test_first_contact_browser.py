@@ -12,7 +12,7 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import expect
 
-from annotations.demo import PAPER_DEMOS, PANDALM_STUDY
+from demo.sources import PAPER_DEMOS, PANDALM_STUDY
 from annotations.models import InviteLink, Study, Vote
 
 from .test_browser import assert_no_system_name

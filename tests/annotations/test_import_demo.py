@@ -1,4 +1,4 @@
-"""The demo's data side: the PandaLM reader (annotations.demo.parse_pandalm) skips items no human can
+"""The demo's data side: the PandaLM reader (demo.sources.parse_pandalm) skips items no human can
 judge and says so, converts nothing, keeps k = 1 data at one sample per (prompt, system), refuses what
 cannot be stored with `FILE:LINE: field: message`; and `load_demo` run twice on a fresh database adds
 nothing the second time (it stopped with "response: differs from the stored sample 0" when the
@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 from django.core.management import call_command
 
-from annotations import demo
+from demo import sources as demo
 from annotations.importers import ImportFileError
 from annotations.models import AnnotatorProfile, Comparison, Dataset, Generation, Instance, Study, System, Vote
 

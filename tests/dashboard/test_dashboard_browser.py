@@ -16,7 +16,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from annotations import demo
+from demo import sources as demo
 from annotations.importers import parse_pairwise_csv
 from annotations.models import Study
 from annotations.services import write_pairwise

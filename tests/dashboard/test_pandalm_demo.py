@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from annotations import demo as demo_data
+from demo import sources as demo_data
 from annotations.models import Study, Vote
 from dashboard import exports
 from dashboard.models import ExportJob
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PANDALM = ROOT / "demo/data/pandalm/testset-v1.json"
 STUDY = demo_data.PANDALM_STUDY
 # The release has 999 items; 60 have a response that is empty (54) or the JSON value `true` (6), which
-# nobody can judge: the demo reader skips them (annotations/demo.py, demo/data/README.md). Was 999 / 2997
+# nobody can judge: the demo reader skips them (demo/sources.py, demo/data/README.md). Was 999 / 2997
 # when `true` was stored as the text "True" and "" as an empty generation.
 JUDGED = 939
 VOTES = 3 * JUDGED

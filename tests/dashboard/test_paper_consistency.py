@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import transaction
 
-from annotations import demo
+from demo import sources as demo
 from annotations.importers import parse_pairwise_csv
 from annotations.models import Study
 from annotations.services import write_pairwise

@@ -3,7 +3,7 @@ import uuid
 
 import pytest
 
-from annotations.models import WorkerHeartbeat
+from lib.models import WorkerHeartbeat
 from evalsite.tasks import record_heartbeat
 
 pytestmark = pytest.mark.services

@@ -15,7 +15,7 @@ import contextlib
 import json
 from dataclasses import dataclass
 
-from annotations.demo import parse_pandalm
+from demo.sources import parse_pandalm
 from annotations.importers import (
     ImportFileError,
     parse_generations,

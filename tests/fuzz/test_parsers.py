@@ -5,7 +5,7 @@ stored: every string passes `text_problem` (no NUL, no lone surrogate) and every
 `json_problem` (depth, numbers, keys), so the write step cannot fail on PostgreSQL with a server error.
 
 Parsers: `annotations.importers.parse_generations_jsonl / parse_generations_csv / parse_generations
-/ parse_pairwise_csv / parse_votes_csv`, the PandaLM demo reader `annotations.demo.parse_pandalm`
+/ parse_pairwise_csv / parse_votes_csv`, the PandaLM demo reader `demo.sources.parse_pandalm`
 (ImportFileError) and `ranking.votes_csv.read_votes_csv` (VoteFileError). No database is touched, so
 these run everywhere, SQLite or not.
 """
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from annotations.demo import PandaLMData, parse_pandalm
+from demo.sources import PandaLMData, parse_pandalm
 from annotations.importers import (
     ImportFileError,
     ParsedGenerations,

@@ -169,7 +169,7 @@ def test_pandalm_demo_ranks_llama_first_and_cerebras_last(client, settings):
     """The PandaLM human test set, loaded by load_demo: through the command and through the public page."""
     settings.STORAGES = {**settings.STORAGES,
                          "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
-    from annotations.demo import PANDALM_STUDY  # the demo study's slug ("pandalm-instructions")
+    from demo.sources import PANDALM_STUDY  # the demo study's slug ("pandalm-instructions")
 
     call_command("load_demo", "--skip-separability", "--json", stdout=io.StringIO(), stderr=io.StringIO())
 

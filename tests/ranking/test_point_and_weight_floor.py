@@ -136,7 +136,7 @@ def pandalm_votes_with_separability():
     items = json.loads(PANDALM_JSON.read_text(encoding="utf-8"))
     samples: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
 
-    def prompt(item):  # as annotations.demo.pandalm_prompt: an instance is one prompt
+    def prompt(item):  # as demo.sources.pandalm_prompt: an instance is one prompt
         instruction, extra = item["instruction"].strip(), (item.get("input") or "").strip()
         return f"{instruction}\n\n{extra}" if extra else instruction
 

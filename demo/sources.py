@@ -25,7 +25,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from .importers import (
+from annotations.importers import (
     MAX_NAME_CHARS,
     ImportFileError,
     ParsedGeneration,

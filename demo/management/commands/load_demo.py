@@ -13,7 +13,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from annotations import demo
+from annotations.management.commands._importing import run_atomically_or_exit
+from demo import sources as demo
 from annotations.importers import parse_pairwise_csv, write_generations
 from annotations.models import Generation, InviteLink, Study, System, Vote
 from annotations.selection import open_study
@@ -26,7 +27,6 @@ from annotations.services import (
     write_pairwise,
 )
 
-from ._importing import run_atomically_or_exit
 
 STAFF_USERNAME = "researcher"
 # The crowd files carry the two summaries but not the article or dialogue they summarise, so the

@@ -1,4 +1,4 @@
-"""View decorators shared by the staff pages of several apps."""
+"""View decorators shared by the staff pages of several apps (lib: every app may import it)."""
 from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
