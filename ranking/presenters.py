@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from django.utils.dateparse import parse_datetime
 
 from annotations.auth import judges
-from lib.vocabulary import WEIGHTED_OF, Method
 from annotations.models import Comparison, Study
+from lib.vocabulary import WEIGHTED_OF, Method
 
 from .models import LeaderboardRelease, LeaderboardSnapshot
 from .ratings import DEFAULT_INITIAL, METHOD_TITLES
@@ -60,10 +60,11 @@ def public_studies(user=None):
 
 
 def study_snapshots(study: Study) -> dict[str, LeaderboardSnapshot]:
-    """Every method's stored snapshot; when one is missing (a study never recomputed), compute them now."""
+    """Every method's stored snapshot; when one is missing (a study never recomputed), computed now in
+    memory, not stored (a GET never writes; the next vote or import schedules the stored recompute)."""
     snapshots = {s.method: s for s in LeaderboardSnapshot.objects.filter(study=study)}
     if any(method not in snapshots for method in SNAPSHOT_METHODS):
-        snapshots = refresh_snapshots(study)
+        snapshots = refresh_snapshots(study, store=False)
     return snapshots
 
 

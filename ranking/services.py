@@ -20,8 +20,16 @@ from django.utils import timezone
 from lib.vocabulary import METHODS
 
 from .models import LeaderboardRelease, LeaderboardSnapshot, RatingState
-from .ratings import (DEFAULT_INITIAL, RatingError, compute_leaderboard, elo, elo_update, factorize_systems,
-                      scores_from_winners, separability_weight)
+from .ratings import (
+    DEFAULT_INITIAL,
+    RatingError,
+    compute_leaderboard,
+    elo,
+    elo_update,
+    factorize_systems,
+    scores_from_winners,
+    separability_weight,
+)
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +161,9 @@ def rebuild_elo_states(study) -> None:
         ])
 
 
-def refresh_snapshots(study, rounds: int = BOOTSTRAP_ROUNDS) -> dict[str, LeaderboardSnapshot]:
-    """Recompute every method's leaderboard with bootstrap intervals and store it."""
+def refresh_snapshots(study, rounds: int = BOOTSTRAP_ROUNDS, store: bool = True) -> dict[str, LeaderboardSnapshot]:
+    """Recompute every method's leaderboard with bootstrap intervals; store it, or (`store=False`, for a
+    page asked for before any recompute) return unsaved snapshots: a GET never writes."""
     snapshots = {}
     for method in SNAPSHOT_METHODS:
         try:
@@ -162,8 +171,12 @@ def refresh_snapshots(study, rounds: int = BOOTSTRAP_ROUNDS) -> dict[str, Leader
             payload, error, used = board.to_dict(matrices=True), "", board.votes_used
         except RatingError as exc:
             payload, error, used = {}, str(exc), 0
-        snapshots[method], _ = LeaderboardSnapshot.objects.update_or_create(
-            study=study, method=method, defaults={"payload": payload, "error": error, "votes_used": used})
+        if store:
+            snapshots[method], _ = LeaderboardSnapshot.objects.update_or_create(
+                study=study, method=method, defaults={"payload": payload, "error": error, "votes_used": used})
+        else:
+            snapshots[method] = LeaderboardSnapshot(study=study, method=method, payload=payload, error=error,
+                                                    votes_used=used, computed_at=timezone.now())
     return snapshots
 
 
