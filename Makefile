@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev env chromium migrate demo serve bench clean screenshots
+.PHONY: run test lint install install-dev env chromium migrate demo serve bench clean screenshots
 
 $(VENV)/bin/python:
 	@echo "creating the virtualenv $(VENV)"
@@ -69,6 +69,13 @@ test: install-dev env chromium
 	  export CELERY_BROKER_URL=redis://127.0.0.1:6379/12 REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/13}; fi; \
 	echo "make test: database $${DATABASE_URL:-SQLite (no PostgreSQL: its tests will fail)}, broker $${CELERY_BROKER_URL:-none (no Redis: its tests will fail)}"; \
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Style and types: ruff over everything, mypy (Django plugin) over the apps; strict on the pure cores.
+lint: install-dev env
+	@echo "ruff"
+	@$(VENV)/bin/ruff check .
+	@echo "mypy"
+	@$(VENV)/bin/mypy
 
 # The README's screenshots, from the browser tests (make test writes them to a temporary folder instead).
 screenshots: install-dev env chromium

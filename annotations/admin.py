@@ -8,7 +8,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from . import quality
-from .importers import ImportFileError
+from .forms import StudyForm
+from .imports.parse import ImportFileError
+from .imports.write import import_file
 from .models import (
     AnnotatorProfile,
     Assignment,
@@ -21,8 +23,7 @@ from .models import (
     System,
     Vote,
 )
-from .forms import StudyForm
-from .services import import_file, parse_system_names
+from .services import parse_system_names
 
 
 class GenerationInline(admin.TabularInline):

@@ -19,8 +19,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model, login, logout
 from django.contrib.auth.views import LoginView
 from django.db import IntegrityError, connection, transaction
-from django.forms.utils import ErrorDict
 from django.db.models import F, Q
+from django.forms.utils import ErrorDict
 from django.utils import timezone
 
 from lib.client_ip import client_ip
@@ -287,7 +287,7 @@ def record_completion_shown(study: Study, user) -> None:
 
 
 def _account_and_address(username: str, ip: str) -> str:
-    digest = hashlib.sha256(f"{username.strip().lower()}\x1f{ip}".encode("utf-8")).hexdigest()[:32]
+    digest = hashlib.sha256(f"{username.strip().lower()}\x1f{ip}".encode()).hexdigest()[:32]
     return digest
 
 

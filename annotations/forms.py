@@ -6,13 +6,12 @@ import re
 
 import markdown as md
 from django import forms
+from django.db.models import Count, Min, Q
+from django.urls import reverse
 
 from lib.vocabulary import Metric
-from django.urls import reverse
-from django.db.models import Count, Min, Q
 
 from .models import Generation, InviteLink, Study, System
-
 
 RESERVED_SLUGS = {"new"}  # /studies/new/
 

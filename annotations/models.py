@@ -156,8 +156,9 @@ class Study(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(votes_per_comparison__gte=1), name="study_overlap_positive"),
             models.CheckConstraint(condition=Q(sample_pairs_per_unit__gte=1), name="study_sample_pairs_positive"),
-            models.CheckConstraint(condition=Q(top_fraction__isnull=True) | (Q(top_fraction__gt=0) & Q(top_fraction__lte=1)),
-                                   name="study_top_fraction_range"),
+            models.CheckConstraint(
+                condition=Q(top_fraction__isnull=True) | (Q(top_fraction__gt=0) & Q(top_fraction__lte=1)),
+                name="study_top_fraction_range"),
             models.CheckConstraint(condition=Q(lease_seconds__gte=10), name="study_lease_min"),
             models.CheckConstraint(condition=Q(too_fast_seconds__gte=0), name="study_too_fast_nonnegative"),
         ]
@@ -356,7 +357,8 @@ class AnnotatorProfile(models.Model):
     imported_for = models.ForeignKey(Study, null=True, blank=True, on_delete=models.CASCADE,
                                      related_name="imported_annotators",
                                      help_text="The study whose imported file named this worker.")
-    invite = models.ForeignKey("InviteLink", null=True, blank=True, on_delete=models.SET_NULL, related_name="annotators")
+    invite = models.ForeignKey("InviteLink", null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="annotators")
     reentry_key_hash = models.CharField(
         max_length=64, blank=True, help_text="SHA-256 of the personal re-entry key (the key itself is never stored).")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -26,7 +26,7 @@ def clean_reason(reason: str) -> str:
         raise QualityError("Give a reason (it is kept with the votes and shown in exports).")
     if "\x00" in reason:
         raise QualityError("The reason contains a character that cannot be stored.")
-    if len(reason) > REASON_MAX_CHARS:
+    if len(reason) > REASON_MAX_CHARS:  # type: ignore[operator]  # a CharField's max_length; stubs say int | None
         raise QualityError(f"Keep the reason under {REASON_MAX_CHARS} characters.")
     return reason
 

@@ -40,8 +40,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
-from dataclasses import dataclass
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -52,8 +52,8 @@ from django.utils import timezone
 
 from lib.vocabulary import Choice
 
-from .signals import vote_stored
 from .models import AnnotatorExclusion, Assignment, Comparison, ItemFlag, Study, Vote
+from .signals import vote_stored
 
 UNIT_GAP = 2  # other items served between two sample pairs of the same consistency unit
 MAX_LEASE_TRIES = 25  # candidates tried per request when others lease the same items concurrently
@@ -282,7 +282,7 @@ def _reserve_unit(study: Study, user, now: datetime, leased: Comparison, room: i
     if room is not None and room <= 0:
         return
     siblings = _open_comparisons(study, user, now, unit_key=leased.unit_key, exclude=[leased.pk], lock=True)
-    reserved = []
+    reserved: list[Comparison] = []
     for sibling in siblings:
         if room is not None and len(reserved) >= room:
             break

@@ -11,8 +11,8 @@ from __future__ import annotations
 import itertools
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from django.db import connection, transaction
 from django.db.models import F, Q
@@ -73,16 +73,18 @@ def select_units(study: Study, units: list[Unit]) -> list[Unit]:
     if policy == Study.Policy.THRESHOLD:
         if study.threshold is None:
             raise SelectionError("policy 'threshold' needs a threshold")
-        return [u for u in defined if u.separability >= study.threshold]
+        # `defined` holds only units whose separability is set (mypy cannot see through the filter).
+        return [u for u in defined if u.separability >= study.threshold]  # type: ignore[operator]
     if policy == Study.Policy.TOP_FRACTION:
         if study.top_fraction is None:
             raise SelectionError("policy 'top_fraction' needs top_fraction in (0, 1]")
-        by_pair = defaultdict(list)
+        by_pair: defaultdict[tuple[int, int], list[Unit]] = defaultdict(list)
         for unit in defined:
             by_pair[(unit.system_a_id, unit.system_b_id)].append(unit)
-        chosen = []
+        chosen: list[Unit] = []
         for pair_units in by_pair.values():
-            pair_units.sort(key=lambda u: (-u.separability, u.instance_id))
+            # Units of `defined`: separability is set.
+            pair_units.sort(key=lambda u: (-u.separability, u.instance_id))  # type: ignore[operator]
             keep = max(1, round(study.top_fraction * len(pair_units)))
             chosen.extend(pair_units[:keep])
         return chosen
@@ -97,7 +99,9 @@ def weighted_sample_without_replacement(units: list[Unit], size: int, seed: int)
     rng = random.Random(seed)
     keyed = []
     for unit in units:
-        weight = max(min(unit.separability, 1.0), 1e-6)
+        # Set: select_units passes only the units with separability.
+        separability: float = unit.separability  # type: ignore[assignment]
+        weight = max(min(separability, 1.0), 1e-6)
         keyed.append((rng.random() ** (1.0 / weight), unit.instance_id, unit))
     keyed.sort(key=lambda t: (-t[0], t[1]))
     return [unit for _, _, unit in keyed[:size]]
@@ -115,7 +119,7 @@ def open_study(study: Study) -> int:
                 + (f" (threshold {study.threshold}: lower it)" if study.policy == Study.Policy.THRESHOLD else "")
                 + ("; the dataset has no generations of two or more of the study's models" if not units else "")
                 + ". Nothing changed.")
-        generations = defaultdict(dict)
+        generations: defaultdict[tuple[int, int], dict[int, Generation]] = defaultdict(dict)
         for g in Generation.objects.filter(instance_id__in={u.instance_id for u in chosen},
                                            system__in=study.systems.all()):
             generations[(g.instance_id, g.system_id)][g.sample_index] = g

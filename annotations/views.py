@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from lib.decorators import staff_required
+from lib.ratelimit import hit
 
 from . import queue
 from .auth import (
@@ -42,7 +43,6 @@ from .auth import (
 from .forms import InviteForm, StudyForm
 from .markdown import render_markdown, render_output
 from .models import Assignment, Comparison, InviteLink, Study, Vote
-from lib.ratelimit import hit
 from .selection import SelectionError, close_study, open_study
 
 INVITE_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")  # InviteLink.token: token_urlsafe(24)

@@ -6,8 +6,8 @@ from rest_framework import serializers
 
 from annotations.models import Comparison, Dataset, Study
 from annotations.services import parse_system_names
-from ranking.ratings import METHODS
 from lib.vocabulary import CHOICES, METRICS, WINNERS
+from ranking.ratings import METHODS
 
 
 class DatasetSerializer(serializers.ModelSerializer):
@@ -15,7 +15,7 @@ class DatasetSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Dataset
-        fields = ("slug", "name", "description", "source", "created_at", "url")
+        fields: tuple[str, ...] = ("slug", "name", "description", "source", "created_at", "url")
 
     def get_url(self, obj) -> str:
         return f"/api/v1/datasets/{obj.slug}/"
@@ -32,7 +32,8 @@ class DatasetDetailSerializer(DatasetSerializer):
     systems = serializers.ListField(child=serializers.CharField(), read_only=True)
     studies = serializers.ListField(child=serializers.CharField(), read_only=True)
     separability = serializers.DictField(child=SeparabilityMetricSummary(), read_only=True,
-                                         help_text="Per metric: units (instance x system pair) and how many are defined.")
+                                         help_text="Per metric: units (instance x system pair) "
+                                                   "and how many are defined.")
 
     class Meta(DatasetSerializer.Meta):
         fields = DatasetSerializer.Meta.fields + ("instances", "generations", "systems", "studies", "separability")
@@ -51,7 +52,7 @@ class ImportSerializer(serializers.Serializer):
 
     kind = serializers.ChoiceField(choices=KINDS)
     file = serializers.FileField(allow_empty_file=False)
-    study = serializers.SlugField(required=False, max_length=Study._meta.get_field("slug").max_length,
+    study = serializers.SlugField(required=False, max_length=Study._meta.get_field("slug").max_length or 50,
                                   help_text="votes and pairwise: the study slug.")
     systems = serializers.CharField(required=False, help_text="pairwise: NAME1,NAME2 (system 1 first).")
     format = serializers.ChoiceField(choices=(("jsonl", "jsonl"), ("csv", "csv")), required=False,
@@ -122,24 +123,28 @@ class ProgressSerializer(serializers.Serializer):
 
 
 class StudySerializer(serializers.ModelSerializer):
-    dataset = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    systems = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    dataset: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    # many=True makes DRF return a ManyRelatedField; the stubs type the call as the field itself
+    systems: serializers.ManyRelatedField = serializers.SlugRelatedField(  # type: ignore[assignment]
+        slug_field="name", many=True, read_only=True)
     allowed_answers = serializers.ListField(child=serializers.CharField(), read_only=True)
     progress = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
 
     class Meta:
         model = Study
-        fields = ("slug", "name", "dataset", "systems", "status", "policy", "policy_metric", "threshold",
-                  "top_fraction", "sample_size", "sample_pairs_per_unit", "votes_per_comparison", "allowed_answers",
-                  "rationale", "gold_every", "quota", "too_fast_seconds", "both_bad", "leaderboard_public",
-                  "leaderboard_release", "release_every_hours", "release_min_votes",
-                  "created_at", "opened_at", "progress", "url")
+        fields: tuple[str, ...] = (
+            "slug", "name", "dataset", "systems", "status", "policy", "policy_metric", "threshold",
+            "top_fraction", "sample_size", "sample_pairs_per_unit", "votes_per_comparison", "allowed_answers",
+            "rationale", "gold_every", "quota", "too_fast_seconds", "both_bad", "leaderboard_public",
+            "leaderboard_release", "release_every_hours", "release_min_votes",
+            "created_at", "opened_at", "progress", "url")
 
+    # The return annotation is for drf-spectacular (the field's schema); the value is the dict it describes.
     def get_progress(self, obj) -> ProgressSerializer:
         from dashboard.queries import study_progress
 
-        return study_progress(obj)
+        return study_progress(obj)  # type: ignore[return-value]
 
     def get_url(self, obj) -> str:
         return f"/api/v1/studies/{obj.slug}/"
@@ -166,10 +171,11 @@ class StudyDetailSerializer(StudySerializer):
     class Meta(StudySerializer.Meta):
         fields = StudySerializer.Meta.fields + ("instructions", "selection_summary", "agreement")
 
+    # The return annotation is for drf-spectacular (the field's schema); the value is the dict it describes.
     def get_agreement(self, obj) -> AgreementSerializer:
         from dashboard.queries import study_agreement
 
-        return study_agreement(obj)
+        return study_agreement(obj)  # type: ignore[return-value]
 
 
 class ComparisonSerializer(serializers.ModelSerializer):
@@ -217,7 +223,9 @@ class VoteRecordSerializer(serializers.Serializer):
     too_fast = serializers.BooleanField()
     excluded = serializers.BooleanField()
     exclusion_reason = serializers.CharField(allow_blank=True)
-    source = serializers.ChoiceField(choices=("live", "imported"))
+    # DRF's metaclass moves declared fields off the class, so this does not shadow Field.source; the stubs
+    # cannot know that.
+    source = serializers.ChoiceField(choices=("live", "imported"))  # type: ignore[assignment]
 
 
 class SeparabilityQuerySerializer(serializers.Serializer):

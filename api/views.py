@@ -1,7 +1,7 @@
 """The researcher REST API (/api/v1/): staff only, token or session authentication.
 
 Views are thin: querysets and serializers here, numbers from `dashboard.queries`, records from
-`dashboard.exports`, imports through the same `annotations.importers` parse_* / `annotations.services`
+`dashboard.exports`, imports through the same `annotations.imports.parse` parse_* / `annotations.services`
 write_* pair as the command line and the admin, inside one transaction. Every input goes through a
 serializer, so a bad one is a 400 that says what is wrong, never a 500.
 """
@@ -90,8 +90,8 @@ class DatasetDetail(generics.RetrieveAPIView):
 @api_view(["POST"])
 @parser_classes([MultiPartParser, FormParser])
 def dataset_import(request, slug):
-    from annotations.importers import ImportFileError
-    from annotations.services import import_file
+    from annotations.imports.parse import ImportFileError
+    from annotations.imports.write import import_file
 
     data = _validated(s.ImportSerializer, request.data, dataset_slug=slug)
     upload = data["file"]
@@ -205,7 +205,8 @@ def study_votes(request, slug):
 
     study = get_object_or_404(Study, slug=slug)
     if request.accepted_renderer.format == "csv":
-        response = StreamingHttpResponse(exports.iter_export_text(study, "csv"), content_type=exports.CONTENT_TYPES["csv"])
+        response = StreamingHttpResponse(exports.iter_export_text(study, "csv"),
+                                         content_type=exports.CONTENT_TYPES["csv"])
         response["Content-Disposition"] = f'attachment; filename="{exports.export_filename(study.slug, "csv")}"'
         return response
     paginator = VotePagination()

@@ -47,7 +47,8 @@ Dry run on this machine (CPU, a scratch venv with the GPU image's transformers 5
 installed as on the device)::
 
     python3 -m venv /tmp/tf5 && /tmp/tf5/bin/pip install torch==2.13.0 transformers==5.17.0 tokenizers==0.23.2 \
-        huggingface_hub==1.33.0 safetensors numpy pandas matplotlib requests tqdm packaging absl-py six click joblib regex
+        huggingface_hub==1.33.0 safetensors numpy pandas matplotlib requests tqdm packaging absl-py six click \
+        joblib regex
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     PYTHONPATH=/tmp/site /tmp/tf5/bin/python bench/gpu_check.py --allow-cpu --out /tmp/gpu_check_out \\
         --bench-instances 2 --bench-files cnn_dm --scaling-instances 10
@@ -178,7 +179,8 @@ def compare(ref: dict, got: dict, tol: float) -> dict:
         ro, go = ref["tok_offs"], got["tok_offs"]
         n = min(len(ro), len(go)) - 1
         out["texts_with_other_tokens"] = int(
-            sum(not np.array_equal(ref["tok_flat"][ro[i]:ro[i + 1]], got["tok_flat"][go[i]:go[i + 1]]) for i in range(n))
+            sum(not np.array_equal(ref["tok_flat"][ro[i]:ro[i + 1]], got["tok_flat"][go[i]:go[i + 1]])
+                for i in range(n))
         )
     ok = same_tok
     if "f1_flat" in got:
@@ -286,7 +288,8 @@ class Check:
                 self.failed.append(name)
             return value
         except PartTimeout:
-            part["status"] = f"timeout after {cap} s" + (" (optional part; what it finished is kept)" if optional else "")
+            part["status"] = f"timeout after {cap} s" + (
+                " (optional part; what it finished is kept)" if optional else "")
             if not optional:
                 self.failed.append(name)
         except Exception as exc:  # record, keep going
@@ -343,7 +346,8 @@ def part_env(chk: Check, part: dict) -> None:
         checks[f"{name}_file_sha256_ok"] = sha256(PAPER_DIR / fname) == meta["data_sha256"][fname]
     part["bundle_checks"] = checks
     part["reference_made_with"] = meta.get("made_with")
-    for k in ("python", "torch", "transformers", "tokenizers", "bert_score", "gpu", "gpu_memory_gib", "allow_tf32_matmul"):
+    for k in ("python", "torch", "transformers", "tokenizers", "bert_score", "gpu", "gpu_memory_gib",
+              "allow_tf32_matmul"):
         chk.log(f"  {k}: {info.get(k)}")
     if not all(checks.values()):
         part["status"] = f"bundle mismatch: {checks} (regenerate with bench/make_gpu_check_bundle.py)"
@@ -366,7 +370,8 @@ def part_engine(chk: Check, part: dict) -> None:
     devices = sorted({str(p.device) for p in scorer.model.parameters()})
     probe = scorer.encode([scorer.tokenize("A probe sentence.")])[0]
     part.update(scorer_device=scorer.device, param_devices=devices, embedding_device=str(probe.device),
-                embedding_dtype=str(probe.dtype), attn_implementation=getattr(scorer.model.config, "_attn_implementation", None))
+                embedding_dtype=str(probe.dtype),
+                attn_implementation=getattr(scorer.model.config, "_attn_implementation", None))
     if dev.startswith("cuda") and not (devices == ["cuda:0"] and probe.device.type == "cuda"):
         raise RuntimeError(f"model or embeddings not on cuda: params {devices}, embeddings {probe.device}")
     chk.scorer = scorer
@@ -374,7 +379,8 @@ def part_engine(chk: Check, part: dict) -> None:
     if dev.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
 
-    parity = chk.state["parts"].setdefault("parity", {"tolerance": chk.args.tol, "cpu_noise_in_reference": chk.meta.get("cpu_noise")})
+    parity = chk.state["parts"].setdefault(
+        "parity", {"tolerance": chk.args.tol, "cpu_noise_in_reference": chk.meta.get("cpu_noise")})
     parity["status"] = "incomplete: the engine part did not finish"
     runs = [(name, name, 2048, None) for name in DATASETS]
     runs += [("cnn_dm/chunk64", "cnn_dm", 64, None), ("cnn_dm/batch256", "cnn_dm", 2048, 256)]
@@ -403,8 +409,10 @@ def part_engine(chk: Check, part: dict) -> None:
         parity[label] = cmp
         all_ok &= cmp["pass"]
         worst = {m: f"{e['max_abs_diff']:.1e}" for m, e in cmp.get("metrics", {}).items()}
-        chk.log(f"  {label}: {summary['instances']} inst, {summary['distinct_texts']} texts, {summary['pair_results']} results, "
-                f"{secs:.2f} s; tokens equal {cmp['tokens_equal']}, F1 matrix diff {cmp.get('f1_matrix_max_abs_diff', float('nan')):.1e}, "
+        chk.log(f"  {label}: {summary['instances']} inst, {summary['distinct_texts']} texts, "
+                f"{summary['pair_results']} results, "
+                f"{secs:.2f} s; tokens equal {cmp['tokens_equal']}, "
+                f"F1 matrix diff {cmp.get('f1_matrix_max_abs_diff', float('nan')):.1e}, "
                 f"max diff per metric {worst} -> {'PASS' if cmp['pass'] else 'FAIL'}")
         chk.save()
     if dev.startswith("cuda"):
@@ -466,7 +474,8 @@ def part_scaling(chk: Check, part: dict, n: int) -> None:
         part[f"encode_bs{bs}_s"] = round(secs, 3)
         part[f"encode_bs{bs}_texts_per_s"] = round(len(seqs) / secs, 1)
         part[f"encode_bs{bs}_tokens_per_s"] = round(part["tokens"] / secs, 1)
-        chk.log(f"  encode only, batch {bs}: {secs:.2f} s = {len(seqs) / secs:.0f} texts/s, {part['tokens'] / secs:.0f} tokens/s")
+        chk.log(f"  encode only, batch {bs}: {secs:.2f} s = {len(seqs) / secs:.0f} texts/s, "
+                f"{part['tokens'] / secs:.0f} tokens/s")
         chk.save()
     scorer.batch_size = chk.args.batch_size
     for label, metrics in (("bertscore_only", ("bertscore",)), ("all_metrics", None)):
@@ -480,7 +489,8 @@ def part_scaling(chk: Check, part: dict, n: int) -> None:
         sync(dev)
         secs = time.perf_counter() - t
         part[label] = {"seconds": round(secs, 3), "pair_results": nres, "texts_per_s": round(len(texts) / secs, 1),
-                       "distinct_texts_per_s": round(len(distinct) / secs, 1), "ms_per_instance": round(1000 * secs / n, 2),
+                       "distinct_texts_per_s": round(len(distinct) / secs, 1),
+                       "ms_per_instance": round(1000 * secs / n, 2),
                        "batch_size": scorer.batch_size}
         chk.log(f"  compute_separability {label}: {secs:.2f} s, {len(texts) / secs:.0f} texts/s "
                 f"({len(distinct) / secs:.0f} distinct/s), {1000 * secs / n:.1f} ms/instance")
@@ -491,8 +501,10 @@ def part_scaling(chk: Check, part: dict, n: int) -> None:
 
 # ----------------------------------------------------------------------------- main
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default=os.environ.get("OUT") or str(ROOT / "gpu_check_out"), help="folder for gpu_check.json (default $OUT)")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=os.environ.get("OUT") or str(ROOT / "gpu_check_out"),
+                   help="folder for gpu_check.json (default $OUT)")
     p.add_argument("--bundle", default=str(BUNDLE), help="folder made by make_gpu_check_bundle.py")
     p.add_argument("--device", default="cuda")
     p.add_argument("--allow-cpu", action="store_true", help="dry run without a GPU (never on the GPU machine)")
@@ -503,7 +515,8 @@ def main(argv=None) -> int:
     p.add_argument("--bench-repeat", type=int, default=3)
     p.add_argument("--bench-files", default="cnn_dm,samsum", help="comma list of cnn_dm, samsum; empty: no bench")
     p.add_argument("--scaling-instances", type=int, default=300, help="0: no scaling part")
-    p.add_argument("--scaling-large-instances", type=int, default=1000, help="a larger point if >= 90 s are left; 0: none")
+    p.add_argument("--scaling-large-instances", type=int, default=1000,
+                   help="a larger point if >= 90 s are left; 0: none")
     p.add_argument("--scaling-systems", type=int, default=10)
     p.add_argument("--scaling-k", type=int, default=5)
     args = p.parse_args(argv)
@@ -522,7 +535,8 @@ def main(argv=None) -> int:
             chk.run("env", lambda part: part_env(chk, part), 60)
             chk.failed.append("cuda")
             chk.save()
-            print("\n" + "!" * 78 + "\nFAIL: torch.cuda.is_available() is False - refusing to run the GPU check on CPU.\n"
+            print("\n" + "!" * 78
+                  + "\nFAIL: torch.cuda.is_available() is False - refusing to run the GPU check on CPU.\n"
                   + "!" * 78, flush=True)
             return 2
         args.device = "cpu"
@@ -546,8 +560,10 @@ def main(argv=None) -> int:
     st = chk.state
     env = st.get("env", {})
     print("\n======== gpu_check summary ========")
-    print(f"device {st.get('device')}{' (DRY RUN ON CPU)' if st.get('dry_run_on_cpu') else ''}: {env.get('gpu', 'no GPU')}; "
-          f"torch {env.get('torch')} (CUDA {env.get('torch_cuda')}), transformers {env.get('transformers', '?').split(' ')[0]}, "
+    print(f"device {st.get('device')}{' (DRY RUN ON CPU)' if st.get('dry_run_on_cpu') else ''}: "
+          f"{env.get('gpu', 'no GPU')}; "
+          f"torch {env.get('torch')} (CUDA {env.get('torch_cuda')}), "
+          f"transformers {env.get('transformers', '?').split(' ')[0]}, "
           f"Python {env.get('python')}; TF32 matmul {env.get('allow_tf32_matmul')}")
     par = st["parts"].get("parity", {})
     for label, c in par.items():
@@ -559,7 +575,8 @@ def main(argv=None) -> int:
         b = st["parts"].get(f"bench_{name}", {})
         if "times_s" in b:
             t, r = b["times_s"], b["ratios"]
-            print(f"bench {name} ({b['instances']} inst): a {t['a']:.2f} s, b {t['b']:.2f} s, c {t['c']:.2f} s, d {t['d']:.2f} s; "
+            print(f"bench {name} ({b['instances']} inst): a {t['a']:.2f} s, b {t['b']:.2f} s, c {t['c']:.2f} s, "
+                  f"d {t['d']:.2f} s; "
                   f"d/a {r['d/a']:.3f} ({1 / r['d/a']:.1f}x), d/b {r['d/b']:.3f}, d/c {r['d/c']:.3f}; "
                   f"F1 vs one-pair calls {b['max_abs_f1_diff_ours_vs_a']:.1e}")
         else:
@@ -570,10 +587,13 @@ def main(argv=None) -> int:
             continue
         am, bo = sc.get("all_metrics", {}), sc.get("bertscore_only", {})
         am, bo = (x if isinstance(x, dict) else {} for x in (am, bo))
-        print(f"{label} {sc.get('instances')}x{sc.get('systems')}x{sc.get('k')} ({sc.get('texts')} texts, {sc.get('distinct_texts')} distinct): "
+        print(f"{label} {sc.get('instances')}x{sc.get('systems')}x{sc.get('k')} ({sc.get('texts')} texts, "
+              f"{sc.get('distinct_texts')} distinct): "
               f"tokenise {sc.get('tokenize_s')} s; encode {sc.get('encode_bs64_texts_per_s')} texts/s (bs64), "
-              f"{sc.get('encode_bs256_texts_per_s')} (bs256); compute_separability bertscore only {bo.get('texts_per_s', '-')} texts/s "
-              f"({bo.get('seconds', '-')} s), all metrics {am.get('texts_per_s', '-')} texts/s ({am.get('seconds', '-')} s); "
+              f"{sc.get('encode_bs256_texts_per_s')} (bs256); "
+              f"compute_separability bertscore only {bo.get('texts_per_s', '-')} texts/s "
+              f"({bo.get('seconds', '-')} s), all metrics {am.get('texts_per_s', '-')} texts/s "
+              f"({am.get('seconds', '-')} s); "
               f"peak GPU memory {sc.get('max_memory_allocated_mb')} MB")
     for name, part in st["parts"].items():
         if part.get("status", "ok") != "ok":

@@ -29,7 +29,6 @@ It ends with the bytes that will travel (working tree + .gpucheck + .whl) agains
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.metadata as md
 import json
 import os
@@ -89,7 +88,8 @@ def make_model(src: Path, dst: Path) -> None:
     for name in TOKENIZER_FILES:
         if (src / name).is_file():
             shutil.copy2(src / name, dst / name)
-    print(f"model: {src} -> {dst} (float16 weights, {(dst / 'model.safetensors').stat().st_size} bytes; largest |w| {big:.1f})")
+    print(f"model: {src} -> {dst} (float16 weights, {(dst / 'model.safetensors').stat().st_size} bytes; "
+          f"largest |w| {big:.1f})")
 
 
 def versions() -> dict:

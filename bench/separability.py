@@ -155,7 +155,7 @@ def run_comparison(args) -> dict:
         for inst in instances:
             pairs = needed_pairs(inst)
             vals = bs.score([x for x, _ in pairs], [y for _, y in pairs])[2].tolist()
-            f1.update(zip(pairs, vals))
+            f1.update(zip(pairs, vals, strict=True))
         return f1
 
     def run_c():
@@ -204,7 +204,8 @@ def run_comparison(args) -> dict:
                     sim[i, j] = f1_a.get((x, y), f1_a.get((y, x), np.nan))
         want = alignment_from_matrix(sim, range(len(a)), range(len(a), len(texts)))
         got = by_key[(inst.key, "bertscore")]
-        diff_sep = max(diff_sep, max(abs(u - v) for u, v in zip(want, (got.self_a, got.self_b, got.cross, got.separability))))
+        got_values = (got.self_a, got.self_b, got.cross, got.separability)
+        diff_sep = max(diff_sep, max(abs(u - v) for u, v in zip(want, got_values, strict=True)))
 
     best = {k: min(v) for k, v in times.items()}
     out = {
@@ -358,7 +359,8 @@ def print_scaling(rows: list[dict]) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--file", default=str(DEFAULT_FILE), help="a crowd-batch CSV of the separability paper")
     p.add_argument("--instances", type=int, default=None, help="use only the first N instances")
     p.add_argument("--repeat", type=int, default=3, help="runs of b, c, d (fastest is reported)")

@@ -216,8 +216,8 @@ def build_study(overlap: int, invite_uses: int):
     45 pairs of each instance, opened, and a multi-use invite. Returns (study, invite, comparisons)."""
     from django.db import transaction
 
-    from annotations.importers import ParsedGeneration, ParsedGenerations, ParsedInstance, parse_pairwise_csv, \
-        write_generations
+    from annotations.imports.parse import ParsedGeneration, ParsedGenerations, ParsedInstance, parse_pairwise_csv
+    from annotations.imports.write import write_generations
     from annotations.models import Comparison, InviteLink, Study, System
     from annotations.selection import open_study
     from annotations.services import get_or_create_dataset
@@ -228,7 +228,7 @@ def build_study(overlap: int, invite_uses: int):
         for key, texts_by_system in batch.instances.items():
             line = batch.instance_lines[key]
             parsed.instances[key] = ParsedInstance(key, line, None, None, {"source": path})
-            for system, texts in zip(systems, texts_by_system):
+            for system, texts in zip(systems, texts_by_system, strict=True):
                 for index, text in enumerate(texts):
                     parsed.generations.append(ParsedGeneration(key, f"{system}/s{index + 1}", 0, text, line,
                                                                "summary"))

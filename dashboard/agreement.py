@@ -16,15 +16,16 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Hashable, Iterable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from lib.vocabulary import WINNERS
 
 LABELS = WINNERS  # the canonical winners (lib.vocabulary)
-CODES = {label: code for code, label in enumerate(LABELS)}
+CODES: dict[str, int] = {label: code for code, label in enumerate(LABELS)}
 
 Triple = tuple[Hashable, Hashable, str]  # (annotator, item, label)
 
@@ -86,7 +87,7 @@ def krippendorff_alpha(matrix: np.ndarray) -> Agreement:
     return Agreement("krippendorff_alpha", None if math.isnan(value) else value, n_items, raters, ratings)
 
 
-def fleiss_kappa_table(table: Sequence[Sequence[float]]) -> float | None:
+def fleiss_kappa_table(table: npt.ArrayLike) -> float | None:
     """Fleiss' kappa of an items x categories count table with the same row sum n >= 2 on every row.
 
     None when chance agreement is 1 (every rating in one category)."""

@@ -6,11 +6,13 @@ marks on a histogram, tooltip text) are done in the script.
 """
 from __future__ import annotations
 
+from typing import Any
+
 BLUE, ORANGE, GREEN, GREY = "#0b57d0", "#c2410c", "#0a6b2c", "#6b7280"
 
 
 def _base(kind: str, data: dict, x_title: str, y_title: str, **options) -> dict:
-    config = {
+    config: dict[str, Any] = {
         "type": kind,
         "data": data,
         "options": {

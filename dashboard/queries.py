@@ -7,17 +7,21 @@ the results for the templates, the charts (JSON via `json_script`) and the REST 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Hashable, Mapping
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Count, Max, Min, Q, Sum, Value
 from django.db.models.functions import Least, TruncDay, TruncHour, TruncMinute, TruncWeek
 from django.utils import timezone
 
 from annotations.models import AnnotatorExclusion, Assignment, Comparison, Generation, ItemFlag, Study, Vote
-
 from lib.vocabulary import WEIGHTED_OF
 
 from . import agreement
+
+if TYPE_CHECKING:
+    from django.db.models.functions.datetime import TruncBase
 
 ACTIVE_WINDOW = timedelta(hours=1)
 LEADERBOARD_PAIRS = tuple(WEIGHTED_OF.items())  # (plain, weighted), lib.vocabulary
@@ -75,6 +79,7 @@ def votes_over_time(study: Study) -> dict:
     if span["first"] is None:
         return {"labels": [], "counts": [], "cumulative": [], "bucket": None}
     length = span["last"] - span["first"]
+    trunc: type[TruncBase]
     if length <= timedelta(hours=3):
         trunc, bucket, fmt, step = TruncMinute, "minute", "%Y-%m-%d %H:%M", timedelta(minutes=1)
     elif length <= timedelta(days=3):
@@ -99,7 +104,7 @@ def votes_over_time(study: Study) -> dict:
 # annotators and agreement
 
 
-def _pseudonyms(user_ids) -> dict[int, str]:
+def _pseudonyms(user_ids) -> dict[Hashable, str]:
     from annotations.models import AnnotatorProfile
 
     from .exports import pseudonym_of
@@ -108,19 +113,22 @@ def _pseudonyms(user_ids) -> dict[int, str]:
     return {uid: pseudonym_of(uid, known.get(uid)) for uid in user_ids}
 
 
-def vote_rows(study: Study) -> list[dict]:
+VoteRows = list[Mapping[str, Any]]  # vote_rows(): one values() row per vote
+
+
+def vote_rows(study: Study) -> VoteRows:
     return list(Vote.objects.filter(study=study).order_by("id").values(
         "annotator_id", "comparison_id", "winner", "choice", "duration_seconds", "gold_passed", "too_fast",
         "excluded", "source", "comparison__is_gold"))
 
 
-def agreement_triples(rows: list[dict]) -> list[tuple]:
+def agreement_triples(rows: VoteRows) -> list[tuple]:
     """Ratings that agreement is computed on: non-gold, not excluded."""
     return [(r["annotator_id"], r["comparison_id"], r["winner"]) for r in rows
             if not r["comparison__is_gold"] and not r["excluded"]]
 
 
-def study_agreement(study: Study, rows: list[dict] | None = None) -> dict:
+def study_agreement(study: Study, rows: VoteRows | None = None) -> dict:
     rows = vote_rows(study) if rows is None else rows
     triples = agreement_triples(rows)
     matrix, _annotators, _items = agreement.reliability_matrix(triples)
@@ -130,7 +138,7 @@ def study_agreement(study: Study, rows: list[dict] | None = None) -> dict:
             "labels": list(agreement.LABELS)}
 
 
-def annotator_table(study: Study, rows: list[dict] | None = None) -> list[dict]:
+def annotator_table(study: Study, rows: VoteRows | None = None) -> list[dict]:
     rows = vote_rows(study) if rows is None else rows
     stats = agreement.annotator_stats(
         [agreement.VoteRow(annotator=r["annotator_id"], item=r["comparison_id"], winner=r["winner"],
@@ -138,13 +146,14 @@ def annotator_table(study: Study, rows: list[dict] | None = None) -> list[dict]:
                            too_fast=r["too_fast"], live=r["source"] == Vote.Source.LIVE) for r in rows],
         agreement_triples(rows))
     names = _pseudonyms({s.annotator for s in stats})
-    exclusions = {x.annotator_id: x for x in AnnotatorExclusion.objects.filter(study=study)}
+    exclusions: dict[Hashable, AnnotatorExclusion] = {
+        x.annotator_id: x for x in AnnotatorExclusion.objects.filter(study=study)}
     return [{"pseudonym": names[s.annotator], "annotator_id": s.annotator, "exclusion": exclusions.get(s.annotator),
              **{k: v for k, v in vars(s).items() if k != "annotator"}}
             for s in stats]
 
 
-def disagreed_items(study: Study, rows: list[dict] | None = None, limit: int = 10) -> list[dict]:
+def disagreed_items(study: Study, rows: VoteRows | None = None, limit: int = 10) -> list[dict]:
     rows = vote_rows(study) if rows is None else rows
     ranked = agreement.most_disagreed(agreement_triples(rows), limit=limit)
     comparisons = Comparison.objects.select_related("instance", "system_a", "system_b", "generation_a",
@@ -181,7 +190,7 @@ def consistency_scatter(study: Study) -> dict:
             continue
         points[(unit["system_a"], unit["system_b"])].append(
             {"x": x, "y": unit["consistency"], "id": unit["instance_id"]})
-    undefined = defaultdict(int)
+    undefined: defaultdict[tuple[str, str], int] = defaultdict(int)
     for unit in data["units"]:
         if unit["separability"] is None:
             undefined[(unit["system_a"], unit["system_b"])] += 1
@@ -276,7 +285,8 @@ def separability_overview(dataset, metric: str, pair: dict | None, extremes: int
     thresholds = policy_thresholds(dataset, metric)
     marks = [t["threshold"] for t in thresholds if t["applies"]]
     values = list(rows.filter(normalised__isnull=False).values_list("normalised", flat=True))
-    hist = agreement.histogram(values, bins=20, marks=marks)
+    # No None among them (the filter above); django-stubs types a nullable field's values as float | None.
+    hist = agreement.histogram(values, bins=20, marks=marks)  # type: ignore[arg-type]
     undefined_rows = rows.filter(separability__isnull=True)
     undefined = list(undefined_rows.values("undefined_reason").annotate(n=Count("id")).order_by("-n"))
     single_sample = undefined_rows.filter(Q(k_a__lt=2) | Q(k_b__lt=2)).count()

@@ -67,4 +67,4 @@ def run_export(self, job_id: int) -> str:
                                                        error=f"{exc.__class__.__name__}: {exc}"[:2000],
                                                        finished_at=timezone.now())
             raise
-        raise self.retry(exc=exc)
+        raise self.retry(exc=exc) from exc

@@ -9,16 +9,14 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from django.contrib.auth import get_user_model
-
 from annotations import quality
 from annotations.models import Dataset, Study, Vote
-
 from lib.decorators import staff_required
 
 from . import charts, exports, queries

@@ -22,10 +22,11 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
-from annotations.importers import (
+from annotations.imports.parse import (
     MAX_NAME_CHARS,
     ImportFileError,
     ParsedGeneration,
@@ -112,27 +113,27 @@ def pandalm_prompt(item: dict) -> str:
     return f"{instruction}\n\n{extra}" if extra else instruction
 
 
-def json_array_items(name: str, text: str) -> list[tuple[int, object]]:
+def json_array_items(name: str, text: str) -> list[tuple[int, Any]]:
     """(line the element starts on, element) for each element of the JSON array that is the whole file;
     the whole file is read first, so a syntax error anywhere is reported before any item's content."""
     items, decoder = [], json_decoder()
-    position = json.decoder.WHITESPACE.match(text, 0).end()
+    position = json.decoder.WHITESPACE.match(text, 0).end()  # type: ignore[attr-defined]  # undocumented stdlib regex, absent from typeshed
     if text[position:position + 1] != "[":
         raise ImportFileError(name, _line_at(text, position), "json", "the file must be a JSON array of items")
-    position = json.decoder.WHITESPACE.match(text, position + 1).end()
+    position = json.decoder.WHITESPACE.match(text, position + 1).end()  # type: ignore[attr-defined]  # undocumented stdlib regex, absent from typeshed
     if text[position:position + 1] != "]":
         while True:
             line = _line_at(text, position)
             value, position = load_json(name, line, text, position, ITEM_KEYS, decoder)
             items.append((line, value))
-            position = json.decoder.WHITESPACE.match(text, position).end()
+            position = json.decoder.WHITESPACE.match(text, position).end()  # type: ignore[attr-defined]  # undocumented stdlib regex, absent from typeshed
             separator = text[position:position + 1]
             if separator == "]":
                 break
             if separator != ",":
                 raise ImportFileError(name, _line_at(text, position), "json",
                                       "malformed JSON (expected ',' or ']' after an item)")
-            position = json.decoder.WHITESPACE.match(text, position + 1).end()
+            position = json.decoder.WHITESPACE.match(text, position + 1).end()  # type: ignore[attr-defined]  # undocumented stdlib regex, absent from typeshed
     if text[position + 1:].strip(" \t\r\n"):
         raise ImportFileError(name, _line_at(text, position), "json", "malformed JSON (data after the array)")
     return items
@@ -220,10 +221,12 @@ def parse_pandalm(path: Path | str, data: bytes | None = None, max_text_bytes: i
         texts = [check_text(name, line, key, raw_item[key], max_text_bytes) for key in RESPONSE_KEYS]
         pair = frozenset(item.systems)
 
+        # fits runs only in the next() below, inside this iteration: it sees this item's pair and texts.
         def fits(key: str) -> bool:
             """The instance has no response of these systems yet, or the same ones, and not this pair."""
-            return (key, pair) not in compared and all(
-                response.get((key, system), text) == text for system, text in zip(item.systems, texts))
+            return (key, pair) not in compared and all(  # noqa: B023 (called in this iteration only)
+                response.get((key, system), text) == text  # noqa: B023 (called in this iteration only)
+                for system, text in zip(item.systems, texts, strict=True))  # noqa: B023 (this iteration only)
 
         key = next((k for k in instances_of_prompt[item.prompt] if fits(k)), None)
         if key is None:
@@ -231,7 +234,7 @@ def parse_pandalm(path: Path | str, data: bytes | None = None, max_text_bytes: i
             instances_of_prompt[item.prompt].append(key)
             parsed.instances[key] = ParsedInstance(key, line, item.prompt, None, {"app": item.app})
         compared.add((key, pair))
-        for system, field_name, text in zip(item.systems, RESPONSE_KEYS, texts):
+        for system, field_name, text in zip(item.systems, RESPONSE_KEYS, texts, strict=True):
             if (key, system) not in response:
                 response[(key, system)] = text
                 parsed.generations.append(ParsedGeneration(key, system, 0, text, line, field_name))

@@ -23,7 +23,13 @@ must stay one. Only str cells are escaped, so the string "-0.25" (say, a system 
 from __future__ import annotations
 
 import csv
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import _csv
+
+    from _typeshed import SupportsWrite
 
 # OWASP, "CSV Injection": cells beginning with these are interpreted as formulas by some spreadsheet.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -47,21 +53,21 @@ def unescape_cell(text: str) -> str:
 class SafeWriter:
     """csv.writer with every cell passed through `escape_cell` (same constructor and methods)."""
 
-    def __init__(self, f, *args, **kwargs):
+    def __init__(self, f: SupportsWrite[str], *args: Any, **kwargs: Any) -> None:
         self._writer = csv.writer(f, *args, **kwargs)
 
-    def writerow(self, row: Iterable[Any]):
+    def writerow(self, row: Iterable[Any]) -> Any:  # what csv.writer's writerow returns
         return self._writer.writerow([escape_cell(value) for value in row])
 
-    def writerows(self, rows: Iterable[Iterable[Any]]):
+    def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
         for row in rows:
             self.writerow(row)
 
     @property
-    def dialect(self):
+    def dialect(self) -> _csv.Dialect:
         return self._writer.dialect
 
 
-def writer(f, *args, **kwargs) -> SafeWriter:
+def writer(f: SupportsWrite[str], *args: Any, **kwargs: Any) -> SafeWriter:
     """Drop-in for csv.writer."""
     return SafeWriter(f, *args, **kwargs)

@@ -78,7 +78,7 @@ class RequestHygieneMiddleware:
             # where it met it before. A multipart stream is spent, so it is handled the way Django
             # handles a malformed one (an empty form), and logged where Django would have logged it.
             if request.content_type == "multipart/form-data":
-                request._mark_post_parse_error()
+                request._mark_post_parse_error()  # type: ignore[attr-defined]  # private, not in django-stubs
                 logging.getLogger(f"django.security.{exc.__class__.__name__}").error(str(exc))
             return None
         return _bad_request(request, NUL_DETAIL) if form_has_nul else None

@@ -19,7 +19,7 @@ class RateCounter(models.Model):
         return f"{self.key}@{self.bucket}: {self.count}"
 
 
-class WorkerHeartbeat(models.Model):
+class WorkerHeartbeat(models.Model):  # noqa: DJ008 (never shown, not in the admin; str() stays Django's default)
     """A row a Celery worker writes to prove it reaches the database (health checks, the worker test)."""
 
     label = models.CharField(max_length=100, unique=True)

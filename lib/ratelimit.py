@@ -19,8 +19,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 
 from django.core.cache import cache
 from django.db import connection
@@ -134,7 +133,7 @@ def _database_counts(key: str, rate: Rate, current: int, add: bool, now: float) 
     alike): the ORM's update_or_create reads, then writes, and two processes would both insert."""
     table = RateCounter._meta.db_table
     key = f"{key}:{rate.period}"
-    expires = datetime.fromtimestamp(now + rate.period + 2 * _slice(rate) + 1, tz=dt_timezone.utc)
+    expires = datetime.fromtimestamp(now + rate.period + 2 * _slice(rate) + 1, tz=UTC)
     with connection.cursor() as cursor:
         if add:
             cursor.execute(
@@ -147,7 +146,7 @@ def _database_counts(key: str, rate: Rate, current: int, add: bool, now: float) 
         counts = {int(bucket): int(count) for bucket, count in cursor.fetchall()}
         if random.random() < CLEANUP_PROBABILITY:
             cursor.execute(f'DELETE FROM "{table}" WHERE expires_at < %s',
-                           [datetime.fromtimestamp(now, tz=dt_timezone.utc)])
+                           [datetime.fromtimestamp(now, tz=UTC)])
     return counts
 
 

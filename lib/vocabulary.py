@@ -34,8 +34,9 @@ class Method(StrEnum):
     BT = "bt"
     WEIGHTED_BT = "weighted_bt"
 
+    # A property that shadows str.title() on purpose: templates and presenters read `method.title`.
     @property
-    def title(self) -> str:
+    def title(self) -> str:  # type: ignore[override]
         return METHOD_TITLES[self]
 
     @property
@@ -43,7 +44,8 @@ class Method(StrEnum):
         return self in (Method.WEIGHTED_ELO, Method.WEIGHTED_BT)
 
 
-METHOD_TITLES = {
+# Keyed by Method; a plain string finds its entry too (StrEnum members hash as their values).
+METHOD_TITLES: dict[str, str] = {
     Method.ELO: "Elo",
     Method.WEIGHTED_ELO: "Separability-weighted Elo",
     Method.BT: "Bradley-Terry",

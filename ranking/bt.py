@@ -29,8 +29,10 @@ few thousand cells instead of touching a million rows.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 
 import numpy as np
+import numpy.typing as npt
 from scipy.special import expit, log_expit
 
 from .common import RatingError, as_vote_arrays, check_connected
@@ -50,22 +52,23 @@ TOLERANCE = 1e-10
 MAX_ITERATIONS = 200
 
 
-def win_matrix(a, b, score, n_systems: int, weights=None) -> np.ndarray:
+def win_matrix(a: npt.ArrayLike, b: npt.ArrayLike, score: npt.ArrayLike, n_systems: int,
+               weights: npt.ArrayLike | None = None) -> np.ndarray:
     """W[i, j] = total (weighted) score of system i in its votes against j; a tie gives 0.5 to each."""
     a, b, score, weights = as_vote_arrays(a, b, score, n_systems, weights)
     return _win_matrix(a, b, score, weights, n_systems)
 
 
-def _win_matrix(a, b, score, weights, n):
+def _win_matrix(a: np.ndarray, b: np.ndarray, score: np.ndarray, weights: np.ndarray | None, n: int) -> np.ndarray:
     wa = score if weights is None else score * weights
     wb = (1.0 - score) if weights is None else (1.0 - score) * weights
     flat = np.bincount(a * n + b, weights=wa, minlength=n * n) + np.bincount(b * n + a, weights=wb, minlength=n * n)
     return flat.reshape(n, n)
 
 
-def _reaches_all(wins, reverse):
+def _reaches_all(wins: np.ndarray, reverse: bool) -> bool:
     """Whether every system is reached from system 0 along 'won against' edges (or their reverse)."""
-    n = wins.shape[0]
+    n: int = wins.shape[0]
     seen = np.zeros(n, dtype=np.bool_)
     stack = np.empty(n, dtype=np.int64)
     seen[0] = True
@@ -91,11 +94,12 @@ def mle_exists(wins: np.ndarray) -> bool:
     return bool(_reaches_all(wins, False) and _reaches_all(wins, True))
 
 
-def _log_likelihood(wins, theta):
+def _log_likelihood(wins: np.ndarray, theta: np.ndarray) -> float:
     return float(np.sum(wins * log_expit(theta[:, None] - theta[None, :])))
 
 
-def _newton_numpy(wins: np.ndarray, theta: np.ndarray, tolerance: float, max_iterations: int):
+def _newton_numpy(wins: np.ndarray, theta: np.ndarray, tolerance: float,
+                  max_iterations: int) -> tuple[np.ndarray, bool]:
     """Newton's method for the log-strengths (natural log, mean zero); returns (theta, converged)."""
     n = wins.shape[0]
     games = wins + wins.T
@@ -123,13 +127,13 @@ def _newton_numpy(wins: np.ndarray, theta: np.ndarray, tolerance: float, max_ite
     return theta, False
 
 
-def _log_sigmoid(x):
+def _log_sigmoid(x: float) -> float:
     if x >= 0.0:
         return -math.log1p(math.exp(-x))
     return x - math.log1p(math.exp(x))
 
 
-def _pair_log_likelihood(wins, theta):
+def _pair_log_likelihood(wins: np.ndarray, theta: np.ndarray) -> float:
     n = wins.shape[0]
     total = 0.0
     for i in range(n):
@@ -142,7 +146,8 @@ def _pair_log_likelihood(wins, theta):
     return total
 
 
-def _newton_loops(wins, theta, tolerance, max_iterations):
+def _newton_loops(wins: np.ndarray, theta: np.ndarray, tolerance: float,
+                  max_iterations: int) -> tuple[np.ndarray, bool]:
     """The same Newton iteration with explicit loops and an in-place Cholesky solve, compiled by numba.
 
     Kept free of LAPACK on purpose: a threaded BLAS on a 100 x 100 system is slower than this loop,
@@ -217,6 +222,8 @@ def _newton_loops(wins, theta, tolerance, max_iterations):
     return theta, False
 
 
+# numba's Dispatcher where numba is installed, else the numpy version: the same signature.
+_newton: Callable[[np.ndarray, np.ndarray, float, int], tuple[np.ndarray, bool]]
 try:
     import numba
 
@@ -242,7 +249,7 @@ def _solve_log_strengths(wins: np.ndarray, theta: np.ndarray | None = None) -> n
     return theta
 
 
-def _fit(wins, compared, theta=None):
+def _fit(wins: np.ndarray, compared: np.ndarray, theta: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
     """Log-strengths for a win matrix; `compared` marks the pairs that receive pseudo-ties if needed.
 
     Returns (theta, regularised)."""
@@ -251,8 +258,9 @@ def _fit(wins, compared, theta=None):
     return _solve_log_strengths(wins + (PSEUDO_TIES / 2.0) * compared, theta), True
 
 
-def _to_ratings(theta, initial, scale, base):
-    return initial + scale * (theta - theta.mean()) / math.log(base)
+def _to_ratings(theta: np.ndarray, initial: float, scale: float, base: float) -> np.ndarray:
+    ratings: np.ndarray = initial + scale * (theta - theta.mean()) / math.log(base)
+    return ratings
 
 
 def bradley_terry_from_wins(
@@ -275,12 +283,12 @@ def bradley_terry_from_wins(
 
 
 def bradley_terry(
-    a,
-    b,
-    score,
+    a: npt.ArrayLike,
+    b: npt.ArrayLike,
+    score: npt.ArrayLike,
     n_systems: int,
     *,
-    weights=None,
+    weights: npt.ArrayLike | None = None,
     initial: float = DEFAULT_INITIAL,
     scale: float = DEFAULT_SCALE,
     base: float = DEFAULT_BASE,
@@ -294,7 +302,8 @@ def bradley_terry(
                                    initial=initial, scale=scale, base=base)
 
 
-def _resampled_win_matrices(a, b, score, weights, n, rounds, rng):
+def _resampled_win_matrices(a: np.ndarray, b: np.ndarray, score: np.ndarray, weights: np.ndarray | None, n: int,
+                            rounds: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
     """Yield the win matrix of each bootstrap resample of the votes."""
     votes = len(a)
     doubled = score * 2.0
@@ -323,12 +332,12 @@ def _resampled_win_matrices(a, b, score, weights, n, rounds, rng):
 
 
 def bootstrap_bt(
-    a,
-    b,
-    score,
+    a: npt.ArrayLike,
+    b: npt.ArrayLike,
+    score: npt.ArrayLike,
     n_systems: int,
     *,
-    weights=None,
+    weights: npt.ArrayLike | None = None,
     rounds: int = 100,
     seed: int = 0,
     initial: float = DEFAULT_INITIAL,

@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -37,7 +38,9 @@ class RatingError(ValueError):
     """The votes cannot be turned into ratings; the message says why in words a researcher understands."""
 
 
-def as_vote_arrays(a, b, score, n_systems: int, weights=None):
+def as_vote_arrays(
+    a: npt.ArrayLike, b: npt.ArrayLike, score: npt.ArrayLike, n_systems: int, weights: npt.ArrayLike | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Return (a, b, score, weights) as contiguous int64/float64 arrays after checking shapes and ranges.
 
     `weights` stays None when not given.
@@ -84,7 +87,7 @@ def separability_weight(separability: float | None, floor: float = WEIGHT_FLOOR)
     return max(min(max(value, 0.0), 1.0), floor)
 
 
-def apply_weight_floor(weights, floor: float = WEIGHT_FLOOR) -> np.ndarray:
+def apply_weight_floor(weights: npt.ArrayLike, floor: float = WEIGHT_FLOOR) -> np.ndarray:
     """max(w, floor) per vote, for weights already clipped to [0, 1] (a vote file's weight column, or
     `separability_weight` values, on which it changes nothing)."""
     return np.maximum(np.asarray(weights, dtype=np.float64), floor)
@@ -126,7 +129,9 @@ def check_connected(a: np.ndarray, b: np.ndarray, n_systems: int, names: Sequenc
         )
 
 
-def confidence_interval(samples: np.ndarray, point: np.ndarray | None = None, level: float = 0.95):
+def confidence_interval(
+    samples: np.ndarray, point: np.ndarray | None = None, level: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
     """Percentile interval (2.5/97.5 for level 0.95) per column of a (rounds, systems) sample matrix.
 
     When `point` is given the interval is widened, if needed, to contain it (online Elo in vote order,
@@ -141,7 +146,7 @@ def confidence_interval(samples: np.ndarray, point: np.ndarray | None = None, le
     return low, high
 
 
-def bootstrap_estimate(samples: np.ndarray, level: float = 0.95):
+def bootstrap_estimate(samples: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(point, low, high) per column of a (rounds, systems) bootstrap sample matrix: the median and the
     percentile interval (2.5th and 97.5th percentiles for level 0.95).
 
@@ -155,4 +160,5 @@ def bootstrap_estimate(samples: np.ndarray, level: float = 0.95):
 
 def ranks_from_intervals(low: np.ndarray, high: np.ndarray) -> np.ndarray:
     """Rank = 1 + the number of systems whose lower bound lies above this system's upper bound."""
-    return 1 + (low[None, :] > high[:, None]).sum(axis=1)
+    ranks: np.ndarray = 1 + (low[None, :] > high[:, None]).sum(axis=1)
+    return ranks

@@ -17,8 +17,10 @@ weight floor first (`ranking.common.separability_weight`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
+import numpy.typing as npt
 
 from .common import RatingError, as_vote_arrays
 
@@ -41,7 +43,8 @@ DEFAULT_SCALE = 400.0
 DEFAULT_BASE = 10.0
 
 
-def _run_elo_loop(a, b, score, weights, ratings, k, scale, ln_base):
+def _run_elo_loop(a: np.ndarray, b: np.ndarray, score: np.ndarray, weights: np.ndarray, ratings: np.ndarray,
+                  k: float, scale: float, ln_base: float) -> None:
     """Apply the votes to `ratings` in place, in order. `weights` empty means every weight is 1.
 
     Written so numba can compile it unchanged."""
@@ -59,7 +62,9 @@ def _run_elo_loop(a, b, score, weights, ratings, k, scale, ln_base):
         ratings[y] = ry - delta
 
 
-def _run_elo_picks(picks, cell_of_vote, cell_a, cell_b, cell_score, vote_weight, ratings, k, scale, ln_base):
+def _run_elo_picks(picks: np.ndarray, cell_of_vote: np.ndarray, cell_a: np.ndarray, cell_b: np.ndarray,
+                   cell_score: np.ndarray, vote_weight: np.ndarray, ratings: np.ndarray,
+                   k: float, scale: float, ln_base: float) -> None:
     """Apply the votes numbered `picks` (a resample or a permutation), in that order.
 
     A vote's systems and score are looked up through its cell (see _Cells); `vote_weight` is per vote,
@@ -80,13 +85,14 @@ def _run_elo_picks(picks, cell_of_vote, cell_a, cell_b, cell_score, vote_weight,
         ratings[y] = ry - delta
 
 
-def _run_elo_loop_python(a, b, score, weights, ratings, k, scale, ln_base):
+def _run_elo_loop_python(a: np.ndarray, b: np.ndarray, score: np.ndarray, weights: np.ndarray,
+                         ratings: np.ndarray, k: float, scale: float, ln_base: float) -> None:
     """The in-order loop on Python lists, for installations without numba (10 to 20 times slower)."""
     r = ratings.tolist()
     wl = weights.tolist() if weights.shape[0] else None
     c = ln_base / scale
     exp = math.exp
-    for i, (x, y, s) in enumerate(zip(a.tolist(), b.tolist(), score.tolist())):
+    for i, (x, y, s) in enumerate(zip(a.tolist(), b.tolist(), score.tolist(), strict=True)):
         rx, ry = r[x], r[y]
         delta = k * (s - 1.0 / (1.0 + exp((ry - rx) * c)))
         if wl is not None:
@@ -96,12 +102,18 @@ def _run_elo_loop_python(a, b, score, weights, ratings, k, scale, ln_base):
     ratings[:] = r
 
 
-def _run_elo_picks_python(picks, cell_of_vote, cell_a, cell_b, cell_score, vote_weight, ratings, k, scale, ln_base):
+def _run_elo_picks_python(picks: np.ndarray, cell_of_vote: np.ndarray, cell_a: np.ndarray, cell_b: np.ndarray,
+                          cell_score: np.ndarray, vote_weight: np.ndarray, ratings: np.ndarray,
+                          k: float, scale: float, ln_base: float) -> None:
     cells = cell_of_vote[picks]
     weights = vote_weight[picks] if vote_weight.shape[0] else vote_weight
     _run_elo_loop_python(cell_a[cells], cell_b[cells], cell_score[cells], weights, ratings, k, scale, ln_base)
 
 
+# The compiled kernels (numba's Dispatcher) or the plain Python loops: the same signatures.
+_elo_loop: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float, float], None]
+_elo_picks: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                      float, float, float], None]
 try:
     import numba
 
@@ -133,7 +145,8 @@ class _Cells:
     1- or 2-byte cell number and the cell tables fit in cache, which matters when a million votes
     are visited in random order. Weights stay per vote."""
 
-    def __init__(self, a, b, score, weights, n_systems):
+    def __init__(self, a: np.ndarray, b: np.ndarray, score: np.ndarray, weights: np.ndarray | None,
+                 n_systems: int) -> None:
         self.index_type = np.int32 if len(a) < 2**31 else np.int64
         self.weight = _NO_WEIGHTS if weights is None else weights
         doubled = score * 2.0
@@ -149,19 +162,19 @@ class _Cells:
             self.cell_of_vote = np.arange(len(a), dtype=self.index_type)
             self.a, self.b, self.score = a, b, score
 
-    def run(self, picks, ratings, k, scale, ln_base):
+    def run(self, picks: np.ndarray, ratings: np.ndarray, k: float, scale: float, ln_base: float) -> np.ndarray:
         _elo_picks(picks, self.cell_of_vote, self.a, self.b, self.score, self.weight, ratings,
                    float(k), float(scale), float(ln_base))
         return ratings
 
 
 def elo(
-    a,
-    b,
-    score,
+    a: npt.ArrayLike,
+    b: npt.ArrayLike,
+    score: npt.ArrayLike,
     n_systems: int,
     *,
-    weights=None,
+    weights: npt.ArrayLike | None = None,
     k: float = DEFAULT_K,
     initial: float = DEFAULT_INITIAL,
     scale: float = DEFAULT_SCALE,
@@ -179,7 +192,8 @@ def elo(
     return ratings
 
 
-def weighted_elo(a, b, score, weights, n_systems: int, **parameters) -> np.ndarray:
+def weighted_elo(a: npt.ArrayLike, b: npt.ArrayLike, score: npt.ArrayLike, weights: npt.ArrayLike | None,
+                 n_systems: int, **parameters: float) -> np.ndarray:
     """Separability-weighted Elo: K is multiplied by each vote's weight w (0 leaves the ratings alone).
 
     Takes the same keyword parameters as `elo` (k, initial, scale, base).
@@ -206,12 +220,12 @@ def elo_update(
 
 
 def bootstrap_elo(
-    a,
-    b,
-    score,
+    a: npt.ArrayLike,
+    b: npt.ArrayLike,
+    score: npt.ArrayLike,
     n_systems: int,
     *,
-    weights=None,
+    weights: npt.ArrayLike | None = None,
     rounds: int = 100,
     seed: int = 0,
     k: float = DEFAULT_K,
@@ -235,12 +249,12 @@ def bootstrap_elo(
 
 
 def elo_permutation_average(
-    a,
-    b,
-    score,
+    a: npt.ArrayLike,
+    b: npt.ArrayLike,
+    score: npt.ArrayLike,
     n_systems: int,
     *,
-    weights=None,
+    weights: npt.ArrayLike | None = None,
     permutations: int = 100,
     seed: int = 0,
     k: float = DEFAULT_K,

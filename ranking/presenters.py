@@ -108,7 +108,7 @@ def live_boards(study: Study) -> dict[str, Board]:
 
 
 def released_boards(release: LeaderboardRelease) -> dict[str, Board]:
-    boards = {}
+    boards: dict[str, Board] = {}
     for method in SNAPSHOT_METHODS:
         payload = release.payload.get(method, {"error": "not computed yet"})
         computed = parse_datetime(payload.get("computed_at", "")) or release.released_at
@@ -222,7 +222,7 @@ def page_context(study: Study, release: LeaderboardRelease | None = None) -> dic
     public, from the live snapshots for staff (`release=None`)."""
     boards = released_boards(release) if release is not None else live_boards(study)
     payloads = {method: boards[method].payload for method in SNAPSHOT_METHODS}
-    methods = {}
+    methods: dict[str, MethodInfo] = {}
     for method in SNAPSHOT_METHODS:
         board, payload = boards[method], payloads[method]
         methods[method] = MethodInfo(

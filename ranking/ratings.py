@@ -20,8 +20,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from lib.vocabulary import METHOD_TITLES, METHODS, WINNERS, Winner
 
@@ -86,7 +88,7 @@ __all__ = [
     "win_rate_matrix",
 ]
 
-_SCORE_OF_WINNER = {Winner.A: 1.0, Winner.B: 0.0, Winner.TIE: 0.5}
+_SCORE_OF_WINNER: dict[str, float] = {Winner.A: 1.0, Winner.B: 0.0, Winner.TIE: 0.5}
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ class LeaderboardRow:
     votes: int
     win_rate: float  # share of points won in its votes, a tie counting half
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "system": self.system,
             "rating": self.rating,
@@ -138,7 +140,7 @@ class Leaderboard:
     def ratings(self) -> dict[str, float]:
         return {row.system: row.rating for row in self.rows}
 
-    def to_dict(self, matrices: bool = False) -> dict:
+    def to_dict(self, matrices: bool = False) -> dict[str, Any]:
         """JSON-ready: {"method", "ratings": [row dicts], "votes_used", "rounds", "seed", "point", "notes"},
         plus "systems", "win_rate" (null where never compared) and "counts" when `matrices` is true."""
         out = {
@@ -157,7 +159,9 @@ class Leaderboard:
         return out
 
 
-def factorize_systems(system_a: Sequence[str], system_b: Sequence[str]):
+def factorize_systems(
+    system_a: Sequence[str] | np.ndarray, system_b: Sequence[str] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Map names to indices in order of first appearance: returns (a, b, names).
 
     Plain dicts: as fast as pandas.factorize on lists of str (both hash every name once).
@@ -170,13 +174,13 @@ def factorize_systems(system_a: Sequence[str], system_b: Sequence[str]):
     return a, b, [str(name) for name in index]
 
 
-def scores_from_winners(winner: Sequence[str], both_bad: str = "tie"):
+def scores_from_winners(winner: Sequence[str], both_bad: str = "tie") -> tuple[np.ndarray, np.ndarray]:
     """System a's score per vote (1, 0.5, 0) and a mask of the votes kept ("both bad" ones are dropped
     when both_bad="drop")."""
     if both_bad not in ("tie", "drop"):
         raise RatingError(f"both_bad must be 'tie' or 'drop', got {both_bad!r}")
     # "both bad" is coded -1 until the end so one pass over the labels serves both outputs.
-    code = {**_SCORE_OF_WINNER, "both_bad": -1.0}
+    code: dict[str, float] = {**_SCORE_OF_WINNER, "both_bad": -1.0}
     try:
         score = np.array([code[w] for w in winner], dtype=np.float64)
     except (KeyError, TypeError):
@@ -193,7 +197,9 @@ def scores_from_winners(winner: Sequence[str], both_bad: str = "tie"):
     return score, np.ones(len(score), dtype=bool)
 
 
-def win_rate_matrix(a, b, score, n_systems: int):
+def win_rate_matrix(
+    a: npt.ArrayLike, b: npt.ArrayLike, score: npt.ArrayLike, n_systems: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(win_rate, counts): win_rate[i, j] = i's points against j / votes between them (a tie is half a
     point; NaN where never compared), counts[i, j] = votes between i and j (symmetric)."""
     a, b, score, _ = as_vote_arrays(a, b, score, n_systems)
@@ -204,7 +210,7 @@ def win_rate_matrix(a, b, score, n_systems: int):
     return rate, np.rint(counts).astype(np.int64)
 
 
-def _check_weights(weights, votes: int) -> np.ndarray:
+def _check_weights(weights: npt.ArrayLike, votes: int) -> np.ndarray:
     weights = np.asarray(weights, dtype=np.float64)
     if weights.shape != (votes,):
         raise RatingError(f"expected one weight per vote ({votes}), got {weights.size}")
@@ -215,11 +221,11 @@ def _check_weights(weights, votes: int) -> np.ndarray:
 
 
 def compute_leaderboard(
-    system_a: Sequence[str],
-    system_b: Sequence[str],
+    system_a: Sequence[str] | np.ndarray,
+    system_b: Sequence[str] | np.ndarray,
     winner: Sequence[str],
     method: str = "bt",
-    weights: Sequence[float] | None = None,
+    weights: Sequence[float] | np.ndarray | None = None,
     both_bad: str = "tie",
     rounds: int = 100,
     seed: int = 0,

@@ -76,7 +76,8 @@ def apply_vote_to_ratings(vote) -> None:
             ignore_conflicts=True,
         )
         states = _locked_rating_states(study.pk, systems)
-    weights = {RatingState.Method.ELO: 1.0, RatingState.Method.WEIGHTED_ELO: separability_weight(comparison.separability)}
+    weights = {RatingState.Method.ELO: 1.0,
+               RatingState.Method.WEIGHTED_ELO: separability_weight(comparison.separability)}
     for method in ELO_METHODS:
         state_a, state_b = states[(method, systems[0])], states[(method, systems[1])]
         state_a.rating, state_b.rating = elo_update(state_a.rating, state_b.rating, score, weight=weights[method])
@@ -164,7 +165,7 @@ def rebuild_elo_states(study) -> None:
 def refresh_snapshots(study, rounds: int = BOOTSTRAP_ROUNDS, store: bool = True) -> dict[str, LeaderboardSnapshot]:
     """Recompute every method's leaderboard with bootstrap intervals; store it, or (`store=False`, for a
     page asked for before any recompute) return unsaved snapshots: a GET never writes."""
-    snapshots = {}
+    snapshots: dict[str, LeaderboardSnapshot] = {}
     for method in SNAPSHOT_METHODS:
         try:
             board = study_leaderboard(study, method, rounds=rounds)
@@ -285,7 +286,7 @@ def release_leaderboard(study, reason: str, snapshots: dict[str, LeaderboardSnap
     """Freeze the current snapshots as the public leaderboard."""
     snapshots = snapshots if snapshots is not None else {
         s.method: s for s in LeaderboardSnapshot.objects.filter(study=study)}
-    payload = {}
+    payload: dict[str, dict[str, object]] = {}
     for method in SNAPSHOT_METHODS:
         snapshot = snapshots.get(method)
         if snapshot is None or snapshot.error or not snapshot.payload.get("ratings"):

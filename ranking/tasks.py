@@ -1,8 +1,14 @@
 """Leaderboard recomputation and public releases on the `default` queue (debounced by ranking.services)."""
 from celery import shared_task
 
-from .services import (batch_release_due, counted_votes, rebuild_study_ratings, refresh_release_in_place,
-                       release_leaderboard, release_recompute_slot)
+from .services import (
+    batch_release_due,
+    counted_votes,
+    rebuild_study_ratings,
+    refresh_release_in_place,
+    release_leaderboard,
+    release_recompute_slot,
+)
 
 
 @shared_task(name="ranking.tasks.recompute_leaderboards", acks_late=True, reject_on_worker_lost=True,

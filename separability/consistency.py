@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any
 
 
 def annotator_consistency(winners: Sequence[str]) -> float:
@@ -22,7 +23,8 @@ def annotator_consistency(winners: Sequence[str]) -> float:
     return max(counts.values(), default=0) / len(winners)
 
 
-def unit_consistency(judgments_by_annotator: dict[str, Sequence[str]], min_judgments: int = 2) -> tuple[float | None, int]:
+def unit_consistency(judgments_by_annotator: Mapping[Any, Sequence[str]],
+                     min_judgments: int = 2) -> tuple[float | None, int]:
     """(mean consistency over annotators with at least `min_judgments`, number of such annotators)."""
     values = [annotator_consistency(w) for w in judgments_by_annotator.values() if len(w) >= min_judgments]
     if not values:
@@ -36,14 +38,14 @@ class Correlation:
     p: float | None
     n: int
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"rho": self.rho, "p": self.p, "n": self.n}
 
 
-def spearman(xs: Iterable[float], ys: Iterable[float]) -> Correlation:
+def spearman(xs: Iterable[float | None], ys: Iterable[float | None]) -> Correlation:
     from scipy.stats import spearmanr
 
-    pairs = [(x, y) for x, y in zip(xs, ys) if x is not None and y is not None]
+    pairs = [(x, y) for x, y in zip(xs, ys, strict=True) if x is not None and y is not None]
     n = len(pairs)
     if n < 3:
         return Correlation(None, None, n)

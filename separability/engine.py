@@ -36,8 +36,9 @@ self/cross values of that metric in the given result set.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -147,7 +148,7 @@ def _check_metrics(metrics: Iterable[str]) -> tuple[str, ...]:
     return metrics
 
 
-def _check_instance(inst: InstanceSamples) -> list:
+def _check_instance(inst: InstanceSamples) -> list[Any]:
     if not isinstance(inst, InstanceSamples):
         raise TypeError(f"expected InstanceSamples, got {type(inst).__name__}")
     try:
@@ -181,7 +182,7 @@ def compute_separability(
         raise ValueError("max_texts_per_chunk must be >= 1")
     if scorer is None and _BERT_METRICS.intersection(metrics):
         raise ValueError("a SeparabilityScorer is needed for the BERTScore metrics")
-    chunk: list[tuple[InstanceSamples, list]] = []
+    chunk: list[tuple[InstanceSamples, list[Any]]] = []
     seen: set[str] = set()
     done = 0
     for inst in instances:
@@ -205,7 +206,9 @@ def compute_separability(
             progress(done, None)
 
 
-def _score_chunk(chunk, scorer, metrics) -> list[PairResult]:
+def _score_chunk(
+    chunk: list[tuple[InstanceSamples, list[Any]]], scorer: SeparabilityScorer | None, metrics: tuple[str, ...]
+) -> list[PairResult]:
     # Distinct texts of the chunk, in first-appearance order.
     text_id: dict[str, int] = {}
     for inst, systems in chunk:
@@ -217,8 +220,9 @@ def _score_chunk(chunk, scorer, metrics) -> list[PairResult]:
     need_bert = bool(_BERT_METRICS.intersection(metrics))
     seq_of_text: list[int] = []
     seqs: list[tuple[int, ...]] = []
-    embs: list = []
+    embs: list[Any] = []
     if need_bert:
+        assert scorer is not None  # compute_separability refuses BERTScore metrics without a scorer
         seq_id: dict[tuple[int, ...], int] = {}
         for t in texts:  # identical token sequences (e.g. texts differing only in case) share one encoding
             seq_of_text.append(seq_id.setdefault(scorer.tokenize(t), len(seq_id)))
@@ -230,7 +234,8 @@ def _score_chunk(chunk, scorer, metrics) -> list[PairResult]:
     results: list[PairResult] = []
     for inst, systems in chunk:
         pos_text = [text_id[t] for s in systems for t in inst.samples[s]]
-        ranges, start = {}, 0
+        ranges: dict[Any, list[int]] = {}
+        start = 0
         for s in systems:
             ranges[s] = list(range(start, start + len(inst.samples[s])))
             start += len(inst.samples[s])
@@ -249,7 +254,16 @@ def _score_chunk(chunk, scorer, metrics) -> list[PairResult]:
     return results
 
 
-def _instance_matrices(pos_text, metrics, scorer, seq_of_text, seqs, embs, words, rtoks):
+def _instance_matrices(
+    pos_text: list[int],
+    metrics: tuple[str, ...],
+    scorer: SeparabilityScorer | None,
+    seq_of_text: list[int],
+    seqs: list[tuple[int, ...]],
+    embs: list[Any],
+    words: list[int],
+    rtoks: list[list[str]],
+) -> dict[str, np.ndarray]:
     """Metric matrices over an instance's generations (positions), built from its distinct texts."""
     local: dict[int, int] = {}
     pos_local = [local.setdefault(t, len(local)) for t in pos_text]
@@ -257,6 +271,7 @@ def _instance_matrices(pos_text, metrics, scorer, seq_of_text, seqs, embs, words
     mats: dict[str, np.ndarray] = {}
     ix = np.ix_(pos_local, pos_local)
     if _BERT_METRICS.intersection(metrics):
+        assert scorer is not None  # as in _score_chunk
         lseq: dict[int, int] = {}
         text_seq = [lseq.setdefault(seq_of_text[t], len(lseq)) for t in ltexts]
         useqs = list(lseq)

@@ -52,7 +52,8 @@ class Alignment(models.Model):
     class Meta:
         ordering = ["instance", "system_a", "system_b", "metric"]
         constraints = [
-            models.UniqueConstraint(fields=["instance", "system_a", "system_b", "metric"], name="alignment_natural_key"),
+            models.UniqueConstraint(fields=["instance", "system_a", "system_b", "metric"],
+                                    name="alignment_natural_key"),
             models.CheckConstraint(condition=Q(system_a__lt=F("system_b")), name="alignment_canonical_order"),
             models.CheckConstraint(condition=Q(separability__isnull=False) | ~Q(undefined_reason=""),
                                    name="alignment_undefined_has_reason"),

@@ -12,8 +12,8 @@ two texts; a text with no tokens scores 0 against everything, itself included.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 
@@ -23,13 +23,14 @@ __all__ = ["rouge_tokens", "rouge1_matrix", "clear_cache"]
 class _CachedPorter:
     """nltk's PorterStemmer (as rouge-score builds it) with a per-word memo."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         from nltk.stem import porter
 
         self._stem = lru_cache(maxsize=1 << 17)(porter.PorterStemmer().stem)
 
     def stem(self, word: str) -> str:
-        return self._stem(word)
+        stemmed: str = self._stem(word)  # nltk is untyped
+        return stemmed
 
 
 _STEMMER: _CachedPorter | None = None
@@ -48,7 +49,8 @@ def rouge_tokens(text: str) -> list[str]:
 
     if _STEMMER is None:
         _STEMMER = _CachedPorter()
-    return tokenize.tokenize(text, _STEMMER)
+    tokens: list[str] = tokenize.tokenize(text, _STEMMER)  # rouge-score is untyped
+    return tokens
 
 
 def rouge1_matrix(token_lists: Sequence[Sequence[str]]) -> np.ndarray:

@@ -109,7 +109,7 @@ def compute_chunk(run_id: int, chunk_index: int, instance_ids: list[int]) -> int
     needs_model = bool({"bertscore", "bertscore_length"} & set(run.metrics))
     scorer = get_scorer() if needs_model else None  # ROUGE-1 alone needs no model
     loaded = time.perf_counter()
-    rows = []
+    rows: list[Alignment] = []
     for results in compute_separability(instance_samples(instance_ids), scorer, metrics=tuple(run.metrics)):
         rows.extend(
             Alignment(instance_id=r.key, system_a_id=r.system_a, system_b_id=r.system_b, metric=r.metric,

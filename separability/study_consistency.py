@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from .consistency import Correlation, spearman, unit_consistency
 from .models import Alignment
@@ -12,7 +13,8 @@ def study_consistency(study, metric: str | None = None) -> dict:
     from annotations.models import Vote
 
     metric = metric or study.policy_metric
-    judgments = defaultdict(lambda: defaultdict(list))
+    # (instance, system a, system b) -> annotator -> winners, in vote order
+    judgments: defaultdict[tuple[int, int, int], defaultdict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
     unit_info = {}
     for instance_id, ext_id, a_id, a_name, b_id, b_name, annotator_id, winner in (
         Vote.objects.filter(study=study, excluded=False, comparison__is_gold=False)
@@ -28,7 +30,7 @@ def study_consistency(study, metric: str | None = None) -> dict:
         (a.instance_id, a.system_a_id, a.system_b_id): a
         for a in Alignment.objects.filter(instance__dataset=study.dataset, metric=metric)
     }
-    units = []
+    units: list[dict[str, Any]] = []
     for key, by_annotator in judgments.items():
         consistency, annotators = unit_consistency(by_annotator)
         if consistency is None:
@@ -42,7 +44,7 @@ def study_consistency(study, metric: str | None = None) -> dict:
             "consistency": consistency, "annotators": annotators,
             "judgments": sum(len(w) for w in by_annotator.values()),
         })
-    pairs = defaultdict(list)
+    pairs: defaultdict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for unit in units:
         pairs[(unit["system_a"], unit["system_b"])].append(unit)
     pair_stats = []

@@ -14,7 +14,7 @@ def compute_separability_chunk(self, run_id: int, chunk_index: int, instance_ids
         if self.request.is_eager or self.request.retries >= self.max_retries:
             services.record_chunk_failure(run_id, chunk_index, f"{exc.__class__.__name__}: {exc}")
             raise
-        raise self.retry(exc=exc)
+        raise self.retry(exc=exc) from exc
 
 
 @shared_task(name="separability.tasks.warm_up_model", acks_late=True)

@@ -16,7 +16,6 @@ from django.core.management import call_command
 from annotations.models import InviteLink, Study, Vote
 from annotations.selection import open_study
 
-
 # Playwright's sync API runs an event loop in this thread; Django would refuse ORM calls next to it.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 

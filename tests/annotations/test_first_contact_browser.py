@@ -12,8 +12,8 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import expect
 
-from demo.sources import PAPER_DEMOS, PANDALM_STUDY
 from annotations.models import InviteLink, Study, Vote
+from demo.sources import PANDALM_STUDY, PAPER_DEMOS
 
 from .test_browser import assert_no_system_name
 

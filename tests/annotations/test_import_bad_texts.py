@@ -9,7 +9,7 @@ import re
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from annotations.importers import ImportFileError, parse_generations, parse_pairwise_csv, parse_votes_csv
+from annotations.imports.parse import ImportFileError, parse_generations, parse_pairwise_csv, parse_votes_csv
 from tests.annotations.test_import_commands import (
     VOTES_HEADER,
     pairwise_csv_text,

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-from django.db.models import Count
 from django.core.management import call_command
+from django.db.models import Count
 
 from annotations.models import AnnotatorProfile, Comparison, Dataset, Generation, Instance, Study, System, Vote
 
@@ -137,7 +137,8 @@ BAD_GENERATION_FILES = [
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("case,filename,content,line,field", BAD_GENERATION_FILES, ids=[c[0] for c in BAD_GENERATION_FILES])
+@pytest.mark.parametrize("case,filename,content,line,field", BAD_GENERATION_FILES,
+                         ids=[c[0] for c in BAD_GENERATION_FILES])
 def test_bad_generation_file_is_rejected_with_location_and_changes_nothing(tmp_path, case, filename, content, line,
                                                                          field):
     run_command("import_generations", str(write(tmp_path, "seed.jsonl", jsonl({**GOOD_LINE, "instance_id": "seed"}))),
@@ -146,7 +147,7 @@ def test_bad_generation_file_is_rejected_with_location_and_changes_nothing(tmp_p
     path = write(tmp_path, filename, content)
     code, out, err = run_command("import_generations", str(path), "--dataset", "d1")
     assert code != 0
-    lines = [l for l in err.strip().splitlines() if l]
+    lines = [text for text in err.strip().splitlines() if text]
     assert len(lines) == 1, err
     assert lines[0].startswith(f"{path}:{line}: {field}: "), lines[0]
     assert row_counts() == before

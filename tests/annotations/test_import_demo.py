@@ -10,9 +10,9 @@ from collections import Counter
 import pytest
 from django.core.management import call_command
 
-from demo import sources as demo
-from annotations.importers import ImportFileError
+from annotations.imports.parse import ImportFileError
 from annotations.models import AnnotatorProfile, Comparison, Dataset, Generation, Instance, Study, System, Vote
+from demo import sources as demo
 
 MODELS = (Dataset, Instance, Generation, System, Study, Comparison, Vote, AnnotatorProfile)
 
@@ -133,12 +133,13 @@ def test_load_demo_replaces_pandalm_data_of_the_old_reader():
 
 @pytest.mark.django_db
 def test_load_demo_over_old_pandalm_data_with_live_votes_says_what_to_do():
-    from django.core.management.base import CommandError
-
-    from annotations.models import Assignment, Comparison, Study as StudyModel
-    from annotations.services import get_or_create_comparison
     from django.contrib.auth import get_user_model
+    from django.core.management.base import CommandError
     from django.utils import timezone
+
+    from annotations.models import Assignment, Comparison
+    from annotations.models import Study as StudyModel
+    from annotations.services import get_or_create_comparison
 
     empty = old_reader_rows()
     other = Generation.objects.create(instance=empty.instance, system=System.objects.create(name="opt-7b"),

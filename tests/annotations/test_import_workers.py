@@ -9,8 +9,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from annotations.imports.write import get_or_create_imported_annotator
 from annotations.models import AnnotatorProfile, Study, Vote
-from annotations.services import get_or_create_imported_annotator
 from tests.annotations.test_import_commands import (
     SAMSUM,
     VOTES_HEADER,

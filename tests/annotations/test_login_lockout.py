@@ -5,7 +5,6 @@ import time
 import pytest
 from django.test import Client
 
-
 pytestmark = pytest.mark.django_db
 
 

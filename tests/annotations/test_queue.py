@@ -79,7 +79,7 @@ def test_overlap_is_never_exceeded_by_leases_and_votes():
     assert sum(a is not None for a in got) == 6  # 3 comparisons x overlap 2, the rest get nothing
     for comparison in Comparison.objects.filter(study=study):
         assert live_load(comparison, now) == 2
-    for user, assignment in zip(annotators, got):
+    for user, assignment in zip(annotators, got, strict=True):
         if assignment is not None:
             queue.submit_vote(study, user, assignment.token, "left", now=now)
     assert all(queue.next_assignment(study, u, now=now) is None for u in annotators)

@@ -43,13 +43,14 @@ def test_concurrent_vote_and_reload_of_one_annotator_never_fail_or_lose_a_vote(p
         start = threading.Barrier(2)
         results = {}
 
-        def post_vote():
+        # Bound as defaults: a thread that outlives join(timeout=60) must not see the next round's values.
+        def post_vote(start=start, results=results, token=token):
             start.wait(timeout=10)
             results["vote"] = voter.post(
                 f"{base}/s/race/vote/", headers={"HX-Request": "true"}, timeout=30,
                 data={"token": token, "choice": "left", "csrfmiddlewaretoken": voter.cookies["csrftoken"]})
 
-        def reload_page():
+        def reload_page(start=start, results=results):
             start.wait(timeout=10)
             results["reload"] = reloader.get(f"{base}/s/race/", timeout=30)
 

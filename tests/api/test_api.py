@@ -39,10 +39,12 @@ def study():
 
 
 def test_import_generations_then_votes(staff_client):
-    response = staff_client.post("/api/v1/datasets/fresh/import/", {"kind": "generations", "file": upload("g.jsonl", GOOD)})
+    response = staff_client.post("/api/v1/datasets/fresh/import/",
+                                 {"kind": "generations", "file": upload("g.jsonl", GOOD)})
     assert response.status_code == 201, response.content
     assert response.json()["summary"]["generations_created"] == 4 and response.json()["study"] is None
-    again = staff_client.post("/api/v1/datasets/fresh/import/", {"kind": "generations", "file": upload("g.jsonl", GOOD)})
+    again = staff_client.post("/api/v1/datasets/fresh/import/",
+                              {"kind": "generations", "file": upload("g.jsonl", GOOD)})
     assert again.status_code == 201 and again.json()["message"] == "nothing new (everything was already there)"
 
     study = Study.objects.create(slug="fresh-study", name="fresh", dataset=Dataset.objects.get(slug="fresh"))
@@ -59,7 +61,8 @@ def test_import_generations_then_votes(staff_client):
 
 BAD_FILES = [
     ("generations", {}, "bad.jsonl",
-     jsonl({"instance_id": "q9", "input": "x", "system": "s", "generations": ["ok"]}) + '{"instance_id": "q9", "system": "t"}\n',
+     jsonl({"instance_id": "q9", "input": "x", "system": "s", "generations": ["ok"]})
+     + '{"instance_id": "q9", "system": "t"}\n',
      "bad.jsonl:2: generations: is missing"),
     ("generations", {}, "bad.csv", "instance_id,input,system,sample_index,text\nq1,in,s,zero,t\n",
      "bad.csv:2: sample_index: 'zero' is not a whole number"),
@@ -74,7 +77,8 @@ BAD_FILES = [
     ("pairwise", {"study": "new-batch", "systems": "m1,m2"}, "batch.csv", "WorkerId,Answer.pref1\nw1,1\n",
      "batch.csv:1: "),
     # A name longer than its column: a 500 on PostgreSQL (value too long for type character varying(200)).
-    ("generations", {}, "long.jsonl", jsonl({"instance_id": "q1", "input": "x", "system": "m" * 201, "generations": ["a"]}),
+    ("generations", {}, "long.jsonl",
+     jsonl({"instance_id": "q1", "input": "x", "system": "m" * 201, "generations": ["a"]}),
      "long.jsonl:1: system: is 201 characters, over the limit of 200"),
 ]
 
@@ -122,7 +126,8 @@ def test_import_validation_errors(staff_client, study, data, field):
 def test_import_into_a_new_dataset_whose_slug_is_too_long_to_store_is_a_400(staff_client):
     """A slug the URL accepts but the column (100 characters) does not: was a 500 on PostgreSQL."""
     before = row_counts()
-    response = staff_client.post(f"/api/v1/datasets/{'d' * 101}/import/", {"kind": "generations", "file": upload("g.jsonl", GOOD)})
+    response = staff_client.post(f"/api/v1/datasets/{'d' * 101}/import/",
+                                 {"kind": "generations", "file": upload("g.jsonl", GOOD)})
     assert response.status_code == 400 and "over the limit of 100" in response.json()["dataset"][0], response.content
     assert row_counts() == before
 
@@ -197,7 +202,8 @@ def test_votes_json_and_csv_use_pseudonyms(staff_client, study):
     assert "api-study-annotator" not in text
     for row in rows:
         left_is_a = row["system_left"] == row["system_a"]
-        expected = {"left": "a" if left_is_a else "b", "right": "b" if left_is_a else "a"}.get(row["choice"], row["choice"])
+        expected = {"left": "a" if left_is_a else "b",
+                    "right": "b" if left_is_a else "a"}.get(row["choice"], row["choice"])
         assert row["winner"] == expected
 
 
@@ -225,7 +231,8 @@ def test_token_for_staff_and_token_authentication(client, staff_client, study):
     assert rotated != key
     assert client.get("/api/v1/studies/", HTTP_AUTHORIZATION=f"Token {key}").status_code == 401
     assert client.get("/api/v1/studies/", HTTP_AUTHORIZATION=f"Token {rotated}").status_code == 200
-    assert staff_client.post("/api/v1/token/", {"rotate": "sometimes"}, content_type="application/json").status_code == 400
+    assert staff_client.post("/api/v1/token/", {"rotate": "sometimes"},
+                             content_type="application/json").status_code == 400
 
 
 def test_annotator_token_is_refused_and_command_line_token_works(client, staff_user):

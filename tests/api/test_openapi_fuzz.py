@@ -102,7 +102,7 @@ def row_counts() -> dict[str, int]:
     counts = ", ".join(f"(SELECT COUNT(*) FROM {connection.ops.quote_name(t)})" for t in tables)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {counts}")
-        return dict(zip(tables, cursor.fetchone()))
+        return dict(zip(tables, cursor.fetchone(), strict=True))
 
 
 @pytest.fixture

@@ -10,15 +10,15 @@ Screenshots go to the `screenshots` fixture's folder (a temporary one under `mak
 import os
 import random
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from annotations.imports.write import store_historical_vote
 from annotations.models import Comparison, Dataset, Generation, Instance, InviteLink, Study, System
 from annotations.selection import open_study
-from annotations.services import store_historical_vote
 from tests.dashboard.factories import make_annotator
 
 # Playwright's sync API runs an event loop in this thread; Django would refuse ORM calls next to it.
@@ -30,12 +30,12 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 FIVE = ("cerebras-gpt-6.7B", "gpt-3.5-turbo-instruct", "meta-llama_Llama-2-70b-chat-hf",
         "mistral-7b-instruct-v0.2", "pythia-6.9b-deduped")
-STRENGTH = dict(zip(FIVE, (0.2, 0.9, 0.7, 0.6, 0.1)))
+STRENGTH = dict(zip(FIVE, (0.2, 0.9, 0.7, 0.6, 0.1), strict=True))
 TWO = ("flan-t5-xxl", "gpt-3.5-turbo-instruct")
 URL = ("https://huggingface.co/datasets/abisee/cnn_dailymail/resolve/main/3.0.0/"
        "train-00000-of-00003-2d5a9b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d.parquet"
        "?download=true&revision=96df5e686bee6baa90b8bee7c28b81fa3fa6223d")
-START = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 STAFF = ("phone-staff", "phone-pass-123")
 
 # Elements (and text) that stick out past the page's right edge without a scrolling box around them:
@@ -48,7 +48,8 @@ OVERFLOWERS = """() => {
     let escapes = ['absolute', 'fixed'].includes(getComputedStyle(el).position);
     for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
       const style = getComputedStyle(p);
-      if (escapes && (style.position !== 'static' || style.contain.includes('layout') || style.containerType !== 'normal'))
+      if (escapes && (style.position !== 'static' || style.contain.includes('layout') ||
+                      style.containerType !== 'normal'))
         escapes = false;
       if (!escapes && style.overflowX !== 'visible') return true;
     }
@@ -67,7 +68,8 @@ OVERFLOWERS = """() => {
     range.selectNodeContents(n);
     const r = range.getBoundingClientRect();
     if (r.right > width + 0.5 && !inScroller(n.parentElement))
-      out.push('text in ' + describe(n.parentElement) + ' right=' + Math.round(r.right) + ': ' + n.textContent.trim().slice(0, 60));
+      out.push('text in ' + describe(n.parentElement) + ' right=' + Math.round(r.right) + ': ' +
+               n.textContent.trim().slice(0, 60));
   }
   return out.slice(0, 20);
 }"""
@@ -85,7 +87,8 @@ MID_WORD_BREAKS = """(el) => {
       const rects = range.getClientRects();
       if (!rects.length || !text[i].trim()) continue;
       const t = rects[0].top;
-      if (top !== null && t > top + 2 && !/[-_./\\s]/.test(text[i - 1])) breaks.push(text.slice(0, i) + '|' + text.slice(i));
+      if (top !== null && t > top + 2 && !/[-_./\\s]/.test(text[i - 1]))
+        breaks.push(text.slice(0, i) + '|' + text.slice(i));
       top = t;
     }
   }
@@ -381,7 +384,8 @@ def test_wide_screen_needs_no_scrolling_at_1280(browser, live_server, world, lay
             layout.expect(abs(a["y"] - b["y"]) < 2 and b["x"] > a["x"] + a["width"] - 1,
                           f"{study.slug}: the charts are not side by side: {a} {b}")
         sign_in(page, live_server.url)
-        for path, name in (("/dashboard/", "dashboard"), (f"/dashboard/studies/{world['five'].slug}/", "dashboard-study"),
+        for path, name in (("/dashboard/", "dashboard"),
+                           (f"/dashboard/studies/{world['five'].slug}/", "dashboard-study"),
                            ("/studies/", "studies"), (f"/studies/{world['five'].slug}/", "study")):
             page.goto(live_server.url + path)
             layout.fits(page, name, width=DESKTOP["width"])

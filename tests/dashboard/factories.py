@@ -8,7 +8,17 @@ from django.contrib.auth import get_user_model
 from django.db.models import F
 from django.utils import timezone
 
-from annotations.models import AnnotatorProfile, Assignment, Comparison, Dataset, Generation, Instance, Study, System, Vote
+from annotations.models import (
+    AnnotatorProfile,
+    Assignment,
+    Comparison,
+    Dataset,
+    Generation,
+    Instance,
+    Study,
+    System,
+    Vote,
+)
 from annotations.selection import open_study
 from annotations.services import new_pseudonym
 

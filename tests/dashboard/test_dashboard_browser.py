@@ -16,10 +16,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from demo import sources as demo
-from annotations.importers import parse_pairwise_csv
+from annotations.imports.parse import parse_pairwise_csv
+from annotations.imports.write import write_pairwise
 from annotations.models import Study
-from annotations.services import write_pairwise
+from demo import sources as demo
 
 # Playwright's sync API runs an event loop in this thread; Django would refuse ORM calls next to it.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -131,7 +131,8 @@ def test_dashboard_plots_export_and_live_run_progress(page, live_server, study_w
     assert page.locator(".unit").first.locator("tbody tr").count() == 5  # all k samples, side by side
     page.screenshot(path=str(screenshots / "separability.png"), full_page=True)
     SeparabilityRun.objects.filter(pk=running.pk).update(done=50, chunks_done=[0, 1, 2, 3, 4], status="done")
-    page.wait_for_function(f"() => document.querySelector('#run-{running.pk} .run-counts').textContent.includes('50 / 50')",
+    page.wait_for_function(f"() => document.querySelector('#run-{running.pk} .run-counts')"
+                           ".textContent.includes('50 / 50')",
                            timeout=8_000)
     assert page.locator(f"#run-{running.pk} .run-status").inner_text() == "Done"
     assert page.locator(f"#run-{running.pk}").get_attribute("hx-trigger") is None  # polling stopped

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from demo import sources as demo_data
 from annotations.models import Study, Vote
 from dashboard import exports
 from dashboard.models import ExportJob
+from demo import sources as demo_data
 
 ROOT = Path(__file__).resolve().parents[2]
 PANDALM = ROOT / "demo/data/pandalm/testset-v1.json"
@@ -75,7 +75,8 @@ def test_study_page_summaries(demo, staff_client):
     context = response.context
     progress = context["progress"]
     assert progress["votes"] == VOTES and progress["annotators"] == 3
-    assert progress["target"] == Study.objects.get(slug=STUDY).comparisons.filter(selected=True, is_gold=False).count() * 3
+    assert progress["target"] == (
+        Study.objects.get(slug=STUDY).comparisons.filter(selected=True, is_gold=False).count() * 3)
     annotators = context["annotators"]
     assert [a["votes"] for a in annotators] == [JUDGED] * 3
     assert all(a["pseudonym"].startswith("ann-") for a in annotators)
@@ -111,7 +112,8 @@ def test_separability_page_says_why_it_is_undefined(demo, staff_client):
     comparison = study.comparisons.select_related("instance").first()
     Alignment.objects.create(instance=comparison.instance, system_a=comparison.system_a,
                              system_b=comparison.system_b, metric="bertscore", k_a=1, k_b=1,
-                             undefined_reason=f"system {comparison.system_a_id} has 1 sample; self-alignment needs k >= 2")
+                             undefined_reason=f"system {comparison.system_a_id} has 1 sample; "
+                                              "self-alignment needs k >= 2")
     html = " ".join(staff_client.get(f"/dashboard/datasets/{demo_data.PANDALM_DATASET}/separability/")
                     .content.decode().split())
     assert "undefined for <strong>1 of 1</strong> units, all because at least one" in html
@@ -130,18 +132,22 @@ def test_dashboard_exports_parse(demo, staff_client):
     assert set(rows[0]) == set(exports.VOTE_FIELDS)
     assert {r["annotator"] for r in rows} == set(
         Vote.objects.filter(study__slug=STUDY).values_list("annotator__annotator__pseudonym", flat=True).distinct())
-    assert not any("annotator1" in line for line in read(staff_client.get(f"/dashboard/studies/{STUDY}/export/csv/")).splitlines())
+    assert not any("annotator1" in line
+                   for line in read(staff_client.get(f"/dashboard/studies/{STUDY}/export/csv/")).splitlines())
     for row in rows[:50]:
         assert row["winner"] in ("a", "b", "tie", "both_bad") and row["source"] == "imported"
         assert {row["system_left"], row["system_right"]} == {row["system_a"], row["system_b"]}
 
-    records = [json.loads(line) for line in read(staff_client.get(f"/dashboard/studies/{STUDY}/export/jsonl/")).splitlines()]
+    records = [json.loads(line)
+               for line in read(staff_client.get(f"/dashboard/studies/{STUDY}/export/jsonl/")).splitlines()]
     assert len(records) == VOTES and records[0]["study"] == STUDY and isinstance(records[0]["is_gold"], bool)
 
-    pairs = [json.loads(line) for line in read(staff_client.get(f"/dashboard/studies/{STUDY}/export/dpo/")).splitlines()]
+    pairs = [json.loads(line)
+             for line in read(staff_client.get(f"/dashboard/studies/{STUDY}/export/dpo/")).splitlines()]
     decisive = Vote.objects.filter(study__slug=STUDY, winner__in=("a", "b")).count()
     assert len(pairs) == decisive > 0
-    assert all(set(p) == {"prompt", "chosen", "rejected"} and p["prompt"] and p["chosen"] != p["rejected"] for p in pairs)
+    assert all(set(p) == {"prompt", "chosen", "rejected"} and p["prompt"] and p["chosen"] != p["rejected"]
+               for p in pairs)
 
 
 def test_export_votes_command(demo, tmp_path):

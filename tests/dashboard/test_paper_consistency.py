@@ -10,11 +10,11 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import transaction
 
-from demo import sources as demo
-from annotations.importers import parse_pairwise_csv
+from annotations.imports.parse import parse_pairwise_csv
+from annotations.imports.write import write_pairwise
 from annotations.models import Study
-from annotations.services import write_pairwise
 from dashboard import queries
+from demo import sources as demo
 
 pytestmark = pytest.mark.django_db
 
@@ -69,12 +69,14 @@ def test_separability_page_histogram_extremes_and_runs(paper, staff_client):
     assert context["metric"] == "bertscore" and set(context["metrics"]) == {"bertscore", "bertscore_length", "rouge1"}
     assert overview["defined"] == 50 and sum(overview["histogram"]["counts"]) == 50
     assert overview["lowest"][0]["normalised"] <= overview["highest"][0]["normalised"]
-    assert all(len(unit["rows"]) == 5 for unit in overview["lowest"] + overview["highest"])  # all k samples, two columns
+    # all k samples, two columns
+    assert all(len(unit["rows"]) == 5 for unit in overview["lowest"] + overview["highest"])
     run = context["runs"][0]
     assert run["status"] == "done" and run["done"] == run["total"] == 50
     fragment = staff_client.get(f"/dashboard/runs/{run['id']}/progress/").content.decode()
     assert "50 / 50 instances" in fragment and "hx-trigger" not in fragment
-    other = staff_client.get(f"/dashboard/datasets/{item.dataset}/separability/?metric=rouge1&pair={context['pairs'][0]['key']}")
+    other = staff_client.get(f"/dashboard/datasets/{item.dataset}/separability/"
+                             f"?metric=rouge1&pair={context['pairs'][0]['key']}")
     assert other.context["metric"] == "rouge1" and other.context["pair"]["system_a"] in item.systems
     bad = staff_client.get(f"/dashboard/datasets/{item.dataset}/separability/?metric=nope&pair=9-9")
     assert bad.status_code == 200 and bad.context["metric"] in context["metrics"] and bad.context["pair"] is None

@@ -3,8 +3,8 @@ import uuid
 
 import pytest
 
-from lib.models import WorkerHeartbeat
 from evalsite.tasks import record_heartbeat
+from lib.models import WorkerHeartbeat
 
 pytestmark = pytest.mark.services
 

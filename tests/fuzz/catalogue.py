@@ -15,14 +15,15 @@ import contextlib
 import json
 from dataclasses import dataclass
 
-from demo.sources import parse_pandalm
-from annotations.importers import (
+from annotations.imports.parse import (
     ImportFileError,
     parse_generations,
     parse_pairwise_csv,
     parse_votes_csv,
+    read_votes_csv,
 )
-from ranking.votes_csv import VoteFileError, read_votes_csv
+from annotations.imports.parse import ImportFileError as VoteFileError
+from demo.sources import parse_pandalm
 
 from . import inputs
 from .known_bugs import KNOWN_BUGS
@@ -56,7 +57,7 @@ def _pairwise(mutate) -> bytes:
     import io
 
     records = list(csv.reader(io.StringIO(inputs.pairwise_seed(2).decode(), newline="")))
-    header, row = records[0], dict(zip(records[0], records[1]))
+    header, row = records[0], dict(zip(records[0], records[1], strict=True))
     mutate(row)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -85,7 +86,8 @@ def parse_rows() -> list[Row]:
     jsonl("system longer than a name column holds",
           '{"instance_id": "x0", "input": "Q?", "system": "' + "m" * 201 + '", "generations": ["A"]}\n')
     jsonl("the same (instance, system) on two lines", ok + "\n" + ok + "\n")
-    jsonl("input missing on the instance's first line", '{"instance_id": "x0", "system": "alpha", "generations": ["A"]}\n')
+    jsonl("input missing on the instance's first line",
+          '{"instance_id": "x0", "system": "alpha", "generations": ["A"]}\n')
     jsonl("input not a string", '{"instance_id": "x0", "input": ["Q?"], "system": "alpha", "generations": ["A"]}\n')
     jsonl("input differs between lines of one instance",
           ok + '\n{"instance_id": "x0", "input": "Other?", "system": "beta", "generations": ["B"]}\n')
@@ -114,7 +116,8 @@ def parse_rows() -> list[Row]:
     jsonl("generations missing", '{"instance_id": "x0", "input": "Q?", "system": "alpha"}\n')
     jsonl("generations not a list", '{"instance_id": "x0", "input": "Q?", "system": "alpha", "generations": "A"}\n')
     jsonl("generations an empty list", '{"instance_id": "x0", "input": "Q?", "system": "alpha", "generations": []}\n')
-    jsonl("a generation not a string", '{"instance_id": "x0", "input": "Q?", "system": "alpha", "generations": ["A", 2]}\n')
+    jsonl("a generation not a string",
+          '{"instance_id": "x0", "input": "Q?", "system": "alpha", "generations": ["A", 2]}\n')
     jsonl("a generation empty", '{"instance_id": "x0", "input": "Q?", "system": "alpha", "generations": ["A", " "]}\n')
     jsonl("a generation with a lone surrogate",
           '{"instance_id": "x0", "input": "Q?", "system": "alpha", "generations": ["A", "\\ud83d"]}\n')
@@ -157,7 +160,8 @@ def parse_rows() -> list[Row]:
     pcsv("a NUL character in a summary", lambda r: r.update({"Input.model1_summary1": "A\x00B"}))
     pcsv("WorkerId empty", lambda r: r.update({"WorkerId": ""}))
     pcsv("WorkerId longer than a name column holds", lambda r: r.update({"WorkerId": "W" * 201}))
-    pcsv("one worker judged one instance twice", data=inputs.pairwise_seed(1) + inputs.pairwise_seed(1).split(b"\n", 1)[1])
+    pcsv("one worker judged one instance twice",
+         data=inputs.pairwise_seed(1) + inputs.pairwise_seed(1).split(b"\n", 1)[1])
     pcsv("header only, no rows", data=inputs.pairwise_seed(0))
 
     votes = "import_votes"
@@ -170,7 +174,8 @@ def parse_rows() -> list[Row]:
     vcsv("winner not one of a, b, tie, both_bad", VOTES_HEAD + "x0,alpha-model,beta-model,0,0,left,w1,\n")
     vcsv("sample_a not a whole number", VOTES_HEAD + "x0,alpha-model,beta-model,one,0,a,w1,\n")
     vcsv("sample_b negative", VOTES_HEAD + "x0,alpha-model,beta-model,0,-2,a,w1,\n")
-    vcsv("annotator longer than a name column holds", VOTES_HEAD + "x0,alpha-model,beta-model,0,0,a," + "w" * 201 + ",\n")
+    vcsv("annotator longer than a name column holds",
+         VOTES_HEAD + "x0,alpha-model,beta-model,0,0,a," + "w" * 201 + ",\n")
     vcsv("a NUL character in a name", VOTES_HEAD + "x0,alpha-model,beta-model,0,0,a,w\x001,\n")
     vcsv("system_b the same as system_a", VOTES_HEAD + "x0,alpha-model,alpha-model,0,0,a,w1,\n")
     vcsv("created_at not an ISO 8601 date-time", VOTES_HEAD + "x0,alpha-model,beta-model,0,0,a,w1,yesterday\n")
@@ -203,8 +208,9 @@ def write_rows() -> list[Row]:
     """Errors found while writing (names resolved against the database); needs a test database."""
     from django.db import transaction
 
-    from annotations.importers import parse_generations, write_generations
-    from annotations.services import get_or_create_dataset, write_pairwise, write_votes
+    from annotations.imports.parse import parse_generations
+    from annotations.imports.write import write_generations, write_pairwise, write_votes
+    from annotations.services import get_or_create_dataset
     from tests.annotations.test_queue import make_study
 
     rows: list[Row] = []

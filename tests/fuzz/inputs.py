@@ -49,7 +49,8 @@ def generations_csv_seed() -> bytes:
     for i in range(3):
         for system in ("alpha-model", "beta-model"):
             for s in range(2):
-                writer.writerow([f"x{i}", f"Question number {i}?", system, s, f"Answer {i}.{s} of {system}, with, commas"])
+                writer.writerow([f"x{i}", f"Question number {i}?", system, s,
+                                 f"Answer {i}.{s} of {system}, with, commas"])
     return out.getvalue().encode()
 
 

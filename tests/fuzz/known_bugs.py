@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass
 
 
-
 @dataclass(frozen=True)
 class KnownBug:
     name: str

@@ -8,9 +8,9 @@ import io
 import pytest
 from django.core.management import call_command
 
-from annotations.importers import ImportFileError, parse_generations_csv, parse_votes_csv
+from annotations.imports.parse import ImportFileError, parse_generations_csv, parse_votes_csv, read_votes_csv
+from annotations.imports.parse import ImportFileError as VoteFileError
 from annotations.models import Generation, Instance
-from ranking.votes_csv import VoteFileError, read_votes_csv
 from tests.annotations.test_annotate_view import invited_client
 from tests.annotations.test_queue import make_study
 

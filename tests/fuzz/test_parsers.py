@@ -4,9 +4,9 @@ is one line `FILE:LINE: field: what is wrong`. Never any other exception. And wh
 stored: every string passes `text_problem` (no NUL, no lone surrogate) and every JSON value passes
 `json_problem` (depth, numbers, keys), so the write step cannot fail on PostgreSQL with a server error.
 
-Parsers: `annotations.importers.parse_generations_jsonl / parse_generations_csv / parse_generations
+Parsers: `annotations.imports.parse.parse_generations_jsonl / parse_generations_csv / parse_generations
 / parse_pairwise_csv / parse_votes_csv`, the PandaLM demo reader `demo.sources.parse_pandalm`
-(ImportFileError) and `ranking.votes_csv.read_votes_csv` (VoteFileError). No database is touched, so
+(ImportFileError) and `annotations.imports.parse.read_votes_csv` (VoteFileError). No database is touched, so
 these run everywhere, SQLite or not.
 """
 from __future__ import annotations
@@ -18,8 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from demo.sources import PandaLMData, parse_pandalm
-from annotations.importers import (
+from annotations.imports.parse import (
     ImportFileError,
     ParsedGenerations,
     ParsedPairwise,
@@ -29,9 +28,11 @@ from annotations.importers import (
     parse_generations_jsonl,
     parse_pairwise_csv,
     parse_votes_csv,
+    read_votes_csv,
     text_problem,
 )
-from ranking.votes_csv import VoteFileError, read_votes_csv
+from annotations.imports.parse import ImportFileError as VoteFileError
+from demo.sources import PandaLMData, parse_pandalm
 
 from . import inputs
 from .known_bugs import tolerated
@@ -91,7 +92,7 @@ def check_import_parser(parse, filename: str, *args, **kwargs):
 
 
 def check_bytes_parsers(data: bytes) -> None:
-    """All byte-level entry points of annotations.importers on one file."""
+    """All byte-level entry points of annotations.imports.parse on one file."""
     check_import_parser(parse_generations, "gen.jsonl", "gen.jsonl", MAX_TEXT, data=data)
     check_import_parser(parse_generations, "gen.csv", "gen.csv", MAX_TEXT, data=data)
     check_import_parser(parse_pairwise_csv, "pairs.csv", "pairs.csv", MAX_TEXT, data=data)
@@ -236,7 +237,7 @@ def test_the_seeds_are_valid_files(vote_file):
 @pytest.mark.parametrize("raw", inputs.RAW_JSON_VALUES, ids=range(len(inputs.RAW_JSON_VALUES)))
 def test_every_raw_json_value_is_refused_in_metadata(raw):
     """Each verbatim JSON shape the fuzzers splice in is refused where it lands in a stored value."""
-    line = '{"instance_id": "x0", "input": "Q?", "system": "s", "generations": ["A"], "metadata": {"m": %s}}' % raw
+    line = f'{{"instance_id": "x0", "input": "Q?", "system": "s", "generations": ["A"], "metadata": {{"m": {raw}}}}}'
     with pytest.raises(ImportFileError) as error:
         parse_generations_jsonl("gen.jsonl", line, MAX_TEXT)
     assert str(error.value).startswith("gen.jsonl:1: metadata: "), str(error.value)

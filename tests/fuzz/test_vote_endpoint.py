@@ -74,7 +74,8 @@ def current_token(client) -> str | None:
 
 def check_invariants(study) -> None:
     votes = Vote.objects.filter(study=study)
-    assert not Assignment.objects.filter(comparison__study=study, completed_at__isnull=False, vote__isnull=True).exists()
+    assert not Assignment.objects.filter(comparison__study=study, completed_at__isnull=False,
+                                         vote__isnull=True).exists()
     assert not votes.filter(assignment__completed_at__isnull=True).exists()
     counted = Comparison.objects.filter(study=study).annotate(n=Count("votes"))
     assert not counted.exclude(votes_count=F("n")).exists(), "votes_count differs from the stored votes"

@@ -3,22 +3,23 @@
 Also holds the small builders the other leaderboard tests import (`make_study`, `add_vote`).
 """
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import combinations
 
 import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 
+from annotations.imports.write import store_historical_vote
 from annotations.models import Comparison, Dataset, Generation, Instance, Study, System, Vote
-from annotations.services import canonical_pair, get_or_create_comparison, store_historical_vote
+from annotations.services import canonical_pair, get_or_create_comparison
 from ranking.models import RatingState
 from ranking.ratings import compute_leaderboard, elo, factorize_systems, scores_from_winners
 from ranking.services import apply_vote_to_ratings, rebuild_elo_states, separability_weight
 
 pytestmark = pytest.mark.django_db
 
-START = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def make_study(slug="elo-study", systems=("alpha", "beta", "gamma", "delta"), n_instances=5,
@@ -54,7 +55,7 @@ class VoteLog:
         kept = np.flatnonzero(keep)
         a, b, names = factorize_systems([self.system_a[i] for i in kept], [self.system_b[i] for i in kept])
         ratings = elo(a, b, score[kept], len(names), weights=np.asarray(self.weight)[kept])
-        return dict(zip(names, ratings.tolist()))
+        return dict(zip(names, ratings.tolist(), strict=True))
 
 
 def add_vote(study, x, y, outcome, instance=0, separability=None, log=None, apply=True, gold=False,

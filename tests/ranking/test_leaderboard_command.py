@@ -63,7 +63,7 @@ def test_from_csv_json_shape(tmp_path):
     assert data["rounds"] == 30 and data["seed"] == 4
 
     # Exactly what the pure core computes for the same votes.
-    a, b, w = zip(*VOTES)
+    a, b, w = zip(*VOTES, strict=True)
     expected = compute_leaderboard(a, b, w, method="bt", rounds=30, seed=4).to_dict()
     assert data["ratings"] == expected["ratings"]
 
@@ -87,7 +87,7 @@ def test_from_csv_weighted_elo_uses_the_weight_column(tmp_path):
     weights = [1.0 if i % 2 else 0.25 for i in range(len(VOTES))]
     path = write_votes(tmp_path / "weighted.csv", weights=weights)
     out, _ = run("--from-csv", str(path), "--method", "weighted_elo", "--json", "--rounds", "0")
-    a, b, w = zip(*VOTES)
+    a, b, w = zip(*VOTES, strict=True)
     expected = compute_leaderboard(a, b, w, method="weighted_elo", weights=weights, rounds=0).ratings()
     assert {row["system"]: row["rating"] for row in json.loads(out)["ratings"]} == pytest.approx(expected)
 

@@ -126,8 +126,8 @@ def rouge_separability(instances: dict[str, dict[str, list[str]]]) -> dict[tuple
     needed); None where a system has fewer than two distinct outputs, as in the demo."""
     from separability.engine import InstanceSamples, compute_separability, normalise
 
-    results = [r for chunk in compute_separability([InstanceSamples(key, samples) for key, samples in instances.items()],
-                                                   None, metrics=("rouge1",)) for r in chunk]
+    samples_of = [InstanceSamples(key, samples) for key, samples in instances.items()]
+    results = [r for chunk in compute_separability(samples_of, None, metrics=("rouge1",)) for r in chunk]
     return {(key, a, b): value for (key, a, b, _), value in normalise(results).items()}
 
 
@@ -160,7 +160,7 @@ def pandalm_votes_with_separability():
 
 
 def paper_votes_with_separability(study):
-    from annotations.importers import parse_pairwise_csv
+    from annotations.imports.parse import parse_pairwise_csv
 
     path, (first, second) = PAPER_FILES[study]
     parsed = parse_pairwise_csv(path, max_text_bytes=10**6)
@@ -280,7 +280,7 @@ def test_pandalm_demo_weighted_boards_rank_all_five_systems():
     """As in the demo: separability is defined on a handful of units only, and pythia-6.9b's are all
     negative, so with weight 0 the weighted graph lost pythia-6.9b ('2 disconnected groups')."""
     system_a, system_b, winner, sep = pandalm_votes_with_separability()
-    defined = [(a, b, s) for a, b, s in zip(system_a, system_b, sep) if s is not None]
+    defined = [(a, b, s) for a, b, s in zip(system_a, system_b, sep, strict=True) if s is not None]
     assert 0 < len(defined) < 100  # k = 1 nearly everywhere
     pythia = [s for a, b, s in defined if "pythia-6.9b" in (a, b)]
     assert pythia and max(pythia) <= 0  # normalised <= 0: clipped weight 0 before the floor
@@ -309,7 +309,7 @@ BRIDGE = (
 
 
 def test_bridge_edge_of_weight_zero_keeps_every_system_ranked():
-    system_a, system_b, winner, weights = map(list, zip(*BRIDGE))
+    system_a, system_b, winner, weights = map(list, zip(*BRIDGE, strict=True))
     plain = compute_leaderboard(system_a, system_b, winner, method="bt", rounds=30)
     assert set(plain.systems) == {"a", "b", "c", "d"}
     for method in ("weighted_bt", "weighted_elo"):
@@ -342,24 +342,26 @@ def test_weighted_elo_and_weighted_bt_form_the_weights_the_same_way():
     system_a = [names[i] for i in rng.integers(0, 4, 120)]
     system_b = [names[(names.index(x) + int(rng.integers(1, 4))) % 4] for x in system_a]
     winner = list(rng.choice(["a", "b", "tie"], 120))
-    sep = [None if u < 0.3 else float(v) for u, v in zip(rng.random(120), rng.normal(0.2, 0.4, 120))]
+    sep = [None if u < 0.3 else float(v) for u, v in zip(rng.random(120), rng.normal(0.2, 0.4, 120), strict=True)]
     weights = [separability_weight(s) for s in sep]
     clipped = [0.0 if s is None else min(max(s, 0.0), 1.0) for s in sep]
     score, _ = scores_from_winners(winner)
 
     rating = dict.fromkeys(names, 1000.0)
-    for x, y, s, w in zip(system_a, system_b, score, weights):
+    for x, y, s, w in zip(system_a, system_b, score, weights, strict=True):
         delta = 4 * w * (s - 1 / (1 + 10 ** ((rating[y] - rating[x]) / 400)))
         rating[x] += delta
         rating[y] -= delta
-    for given in (weights, clipped):
-        board = compute_leaderboard(system_a, system_b, winner, method="weighted_elo", weights=given, rounds=0)
+    for given_weights in (weights, clipped):
+        board = compute_leaderboard(system_a, system_b, winner, method="weighted_elo", weights=given_weights,
+                                    rounds=0)
         assert board.ratings() == pytest.approx(rating, abs=1e-9)
 
     a, b, order = factorize_systems(system_a, system_b)
     reference = negative_log_likelihood_fit(a, b, score, 4, np.array(weights))
-    for given in (weights, clipped):
-        board = compute_leaderboard(system_a, system_b, winner, method="weighted_bt", weights=given, rounds=0)
+    for given_weights in (weights, clipped):
+        board = compute_leaderboard(system_a, system_b, winner, method="weighted_bt", weights=given_weights,
+                                    rounds=0)
         for i, name in enumerate(order):
             assert board.row(name).rating == pytest.approx(reference[i], abs=1e-5)
     np.testing.assert_allclose(bradley_terry(a, b, score, 4, weights=np.array(weights)), reference, atol=1e-5)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from ranking.votes_csv import VoteFileError, read_votes_csv
+from annotations.imports.parse import ImportFileError as VoteFileError
+from annotations.imports.parse import read_votes_csv
 
 HEADER = "instance_id,system_a,system_b,sample_a,sample_b,winner,annotator"
 
@@ -30,8 +31,8 @@ def test_reads_the_project_layout(tmp_path):
     assert table.system_a == ["llama-7b", "opt-7b", "bloom-7b"]
     assert table.winner == ["a", "tie", "both_bad"]
     assert table.sample_a == [0, 1, 4] and table.sample_b == [2, 1, 0]
-    assert table.created_at == [datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc), None,
-                                datetime(2024, 5, 2, tzinfo=timezone.utc)]
+    assert table.created_at == [datetime(2024, 5, 1, 12, 30, tzinfo=UTC), None,
+                                datetime(2024, 5, 2, tzinfo=UTC)]
     assert table.weight == [0.5, 1.0, 0.0]
     assert table.line == [2, 4, 5]
     assert table.systems == ["llama-7b", "opt-7b", "bloom-7b"]
@@ -49,7 +50,7 @@ def test_reads_chatbot_arena_battles(tmp_path):
     assert table.instance_id == ["abc", "def", "ghi", "jkl"]
     assert table.annotator == ["u1", "u2", "u3", "u3"]
     assert table.sample_a == [None] * 4
-    assert table.created_at[0] == datetime.fromtimestamp(1682351591.1, tz=timezone.utc)
+    assert table.created_at[0] == datetime.fromtimestamp(1682351591.1, tz=UTC)
     assert table.weight is None
 
 
@@ -76,13 +77,13 @@ GOOD = "1,x,y,0,0,a,ann"
          1, "winner", "missing column"),
         ("", 1, "header", "the file is empty"),
         (HEADER + ",winner\n", 1, "header", "column 'winner' appears twice"),
-        (HEADER + "\n" + GOOD + "\n1,,y,0,0,a,ann\n", 3, "system_a", "empty; a value is required"),
-        (HEADER + "\n" + GOOD + "\n1,x,y,0,0,a,\n", 3, "annotator", "empty; a value is required"),
+        (HEADER + "\n" + GOOD + "\n1,,y,0,0,a,ann\n", 3, "system_a", "is empty"),
+        (HEADER + "\n" + GOOD + "\n1,x,y,0,0,a,\n", 3, "annotator", "is empty"),
         (HEADER + "\n1,x,y,0,0,left,ann\n", 2, "winner", "'left' is not one of a, b, tie, both_bad"),
         (HEADER + "\n1,x,y,0,0,TIE,ann\n", 2, "winner", "'TIE' is not one of a, b, tie, both_bad"),
         (HEADER + "\n1,x,x,0,0,a,ann\n", 2, "system_b", "'x' is the same system as system_a"),
         (HEADER + "\n1,x,y,first,0,a,ann\n", 2, "sample_a", "'first' is not a whole number"),
-        (HEADER + "\n1,x,y,0,-1,a,ann\n", 2, "sample_b", "-1 is negative"),
+        (HEADER + "\n1,x,y,0,-1,a,ann\n", 2, "sample_b", "-1 is not between 0 and"),
         (HEADER + "\n" + GOOD + "\n" + GOOD + ",extra\n", 3, "row", "expected 7 fields as in the header, found 8"),
         (HEADER + "\n" + GOOD + '\n2,"x,y,0,0,a,ann\n' + GOOD + "\n", 3, "row", "malformed CSV"),
         (HEADER + ",created_at\n" + GOOD + ",yesterday\n", 2, "created_at", "'yesterday' is not an ISO 8601 time"),
@@ -102,11 +103,12 @@ def test_bad_input_gives_file_line_field(tmp_path, content, line, field, problem
     assert problem in text
 
 
-def test_non_utf8_bytes_name_line_and_field(tmp_path):
+def test_non_utf8_bytes_name_the_line_and_the_byte(tmp_path):
+    """The one reader decodes as every importer does: the first undecodable byte, with its line."""
     path = write(tmp_path, (HEADER + "\n" + GOOD + "\n2,x,caf").encode() + b"\xe9" + b",0,0,a,ann\n")
-    assert error_of(path) == f"{path}:3: system_b: not valid UTF-8; save the file as UTF-8"
+    assert error_of(path) == f"{path}:3: encoding: byte 0xe9 is not valid UTF-8"
     path = write(tmp_path, b"instance_id,syst\xffem_a\n", name="header.csv")
-    assert error_of(path).startswith(f"{path}:1: header: not valid UTF-8")
+    assert error_of(path) == f"{path}:1: encoding: byte 0xff is not valid UTF-8"
 
 
 def test_multiline_quoted_field_keeps_line_numbers_right(tmp_path):
@@ -123,4 +125,4 @@ def test_error_attributes(tmp_path):
     path = write(tmp_path, HEADER + "\n1,x,y,0,0,win,ann\n")
     with pytest.raises(VoteFileError) as caught:
         read_votes_csv(path)
-    assert (caught.value.path, caught.value.line, caught.value.field) == (str(path), 2, "winner")
+    assert (caught.value.filename, caught.value.line, caught.value.field) == (str(path), 2, "winner")

@@ -77,7 +77,7 @@ class RedisServer:
     def url(self, db: int) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             service_missing("the redis-server program")
@@ -110,7 +110,7 @@ class SiteServer:
         self.log_path = ARTIFACTS / f"gunicorn-{uuid.uuid4().hex[:8]}.log"
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "SiteServer":
+    def start(self) -> SiteServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}",
              "evalsite.wsgi"],
@@ -140,7 +140,7 @@ class Annotator:
         self.session = requests.Session()
         self.token: str | None = None
 
-    def join(self, invite_url: str) -> "Annotator":
+    def join(self, invite_url: str) -> Annotator:
         self.session.get(invite_url, timeout=60).raise_for_status()
         self.session.post(invite_url, data={"csrfmiddlewaretoken": self.session.cookies["csrftoken"]},
                           timeout=60).raise_for_status()  # lands on the tasks page (with the personal link)

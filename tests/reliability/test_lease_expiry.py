@@ -28,7 +28,6 @@ from django.utils import timezone
 from annotations.models import Assignment, Comparison, InviteLink, Study, Vote
 from tests.annotations.test_queue import make_study
 
-
 from .conftest import Annotator, wait_until
 
 pytestmark = [pytest.mark.services, pytest.mark.reliability, pytest.mark.django_db(transaction=True)]

@@ -103,9 +103,8 @@ def test_every_trigger_is_escaped_and_comes_back(trigger):
 
 def test_an_escaped_export_reads_back_to_the_stored_names(tmp_path):
     """Both readers of the votes CSV undo the export's escaping, so an export round-trips."""
-    from annotations.importers import parse_votes_csv
+    from annotations.imports.parse import parse_votes_csv, read_votes_csv
     from lib.csvsafe import SafeWriter
-    from ranking.votes_csv import read_votes_csv
 
     path = tmp_path / "votes.csv"
     with open(path, "w", newline="", encoding="utf-8") as f:

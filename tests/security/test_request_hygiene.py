@@ -82,7 +82,8 @@ def test_nul_in_a_session_cookie_is_a_400_not_a_failed_session_lookup(postgres, 
 
 def test_an_uploaded_files_content_is_left_to_the_importer(postgres, staff_client, study):
     upload = _named_upload("gen.csv", b"instance_id,input,system,sample_index,text\nx0,Q?,alpha,0,A\x00B\n")
-    response = staff_client.post(f"/api/v1/datasets/{study.dataset.slug}/import/", {"file": upload, "kind": "generations"})
+    response = staff_client.post(f"/api/v1/datasets/{study.dataset.slug}/import/",
+                                 {"file": upload, "kind": "generations"})
     assert response.status_code == 400
     assert response.json()["error"].startswith("gen.csv:2: text:"), response.json()  # the importer's own answer
 
@@ -102,8 +103,8 @@ def _named_upload(name, content):
 # fuzz: random query strings against a few pages, each role
 
 
-ODD = ["\x00", "%00", "a\x00", "%00b", "%", "%zz", "%C3", "%ED%A0%80", "%FF", "\x01", "\x7f", "\u2028", "é", "😀", "&", "=", "+",
-       ";", "#", "[]", "\\", "'", '"', "<", "\n", " "]
+ODD = ["\x00", "%00", "a\x00", "%00b", "%", "%zz", "%C3", "%ED%A0%80", "%FF", "\x01", "\x7f", "\u2028", "é", "😀", "&",
+       "=", "+", ";", "#", "[]", "\\", "'", '"', "<", "\n", " "]
 pieces = st.one_of(st.sampled_from(ODD), st.text(alphabet=st.characters(codec="utf-8"), max_size=6))
 words = st.lists(pieces, max_size=3).map("".join)
 

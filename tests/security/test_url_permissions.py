@@ -32,7 +32,8 @@ TABLE = {
     "admin-import": ("/admin/annotations/import/", {ANON: LOGIN, ANNOTATOR: LOGIN, STAFF: OK}),
     "dashboard:index": ("/dashboard/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
     "dashboard:study": ("/dashboard/studies/{study}/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
-    "dashboard:export_votes": ("/dashboard/studies/{study}/export/csv/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
+    "dashboard:export_votes": ("/dashboard/studies/{study}/export/csv/",
+                               {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
     "dashboard:separability": ("/dashboard/datasets/{dataset}/separability/",
                                {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
     "dashboard:start_run": ("/dashboard/datasets/{dataset}/separability/run/",
@@ -46,7 +47,8 @@ TABLE = {
                                     {ANON: NOT_ALLOWED, ANNOTATOR: NOT_ALLOWED, STAFF: NOT_ALLOWED}),
     "api:study_exclusions": ("/api/v1/studies/{study}/exclusions/",
                              {ANON: UNAUTHENTICATED, ANNOTATOR: FORBIDDEN, STAFF: NOT_ALLOWED}),
-    "dashboard:export_download": ("/dashboard/exports/{job}/download/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: 404}),
+    "dashboard:export_download": ("/dashboard/exports/{job}/download/",
+                                  {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: 404}),
     "api:root": ("/api/v1/", {ANON: UNAUTHENTICATED, ANNOTATOR: FORBIDDEN, STAFF: OK}),
     "api:token": ("/api/v1/token/", {ANON: UNAUTHENTICATED, ANNOTATOR: FORBIDDEN, STAFF: NOT_ALLOWED}),
     "api:datasets": ("/api/v1/datasets/", {ANON: UNAUTHENTICATED, ANNOTATOR: FORBIDDEN, STAFF: OK}),
@@ -147,7 +149,8 @@ def world(db):
     run = SeparabilityRun.objects.create(dataset=study.dataset, total=3)
     job = ExportJob.objects.create(study=study, format=ExportJob.Format.CSV)  # queued: no file to download yet
     return {"study": study.slug, "dataset": study.dataset.slug, "invite": invite.token, "run": run.pk,
-            "job": job.pk, "invite_pk": invite.pk, "reentry": "k" * 32, "annotator_pk": annotator.pk, "users": {ANNOTATOR: annotator, STAFF: staff}}
+            "job": job.pk, "invite_pk": invite.pk, "reentry": "k" * 32, "annotator_pk": annotator.pk,
+            "users": {ANNOTATOR: annotator, STAFF: staff}}
 
 
 def client_for(role, world, enforce_csrf=False):

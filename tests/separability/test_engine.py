@@ -294,7 +294,7 @@ def test_chunking_does_not_change_results(scorer):
     assert [(r.key, r.system_a, r.system_b, r.metric, r.undefined_reason) for r in a] == [
         (r.key, r.system_a, r.system_b, r.metric, r.undefined_reason) for r in b
     ]
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         for f in ("self_a", "self_b", "cross", "separability"):
             u, v = getattr(x, f), getattr(y, f)
             assert (u is None and v is None) or abs(u - v) <= 1e-6

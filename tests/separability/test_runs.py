@@ -141,9 +141,10 @@ def test_real_worker_computes_a_dataset_through_redis_into_postgres(tmp_path, ce
 @pytest.mark.reliability
 def test_worker_killed_mid_run_is_redelivered_and_results_equal_an_uninterrupted_run(tmp_path, transactional_db,
                                                                                     redis_url, settings):
+    from django.db import connection
+
     from evalsite.celery import app
     from tests.conftest import WorkerProcess, service_missing
-    from django.db import connection
 
     if connection.vendor != "postgresql":
         service_missing("PostgreSQL (DATABASE_URL)")

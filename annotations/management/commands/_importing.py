@@ -7,7 +7,7 @@ from django.core.validators import validate_slug
 from django.db import transaction
 from tqdm import tqdm
 
-from annotations.importers import ImportFileError
+from annotations.imports.parse import ImportFileError
 from annotations.models import Dataset
 from annotations.services import parse_system_names
 

@@ -2,7 +2,8 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from annotations.importers import parse_generations, write_generations
+from annotations.imports.parse import parse_generations
+from annotations.imports.write import write_generations
 from annotations.services import get_or_create_dataset
 
 from ._importing import check_slug, progress_bar, run_atomically_or_exit

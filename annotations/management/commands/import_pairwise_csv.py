@@ -3,9 +3,9 @@ crowd-batch format (generations of both systems and the historical votes)."""
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from annotations.importers import parse_pairwise_csv
+from annotations.imports.parse import parse_pairwise_csv
+from annotations.imports.write import write_pairwise
 from annotations.models import Study
-from annotations.services import write_pairwise
 
 from ._importing import check_slug, check_system_names, progress_bar, run_atomically_or_exit
 

@@ -2,9 +2,9 @@
 instance_id,system_a,system_b,sample_a,sample_b,winner,annotator[,created_at]."""
 from django.core.management.base import BaseCommand, CommandError
 
-from annotations.importers import parse_votes_csv
+from annotations.imports.parse import parse_votes_csv
+from annotations.imports.write import write_votes
 from annotations.models import Study
-from annotations.services import write_votes
 
 from ._importing import progress_bar, run_atomically_or_exit
 

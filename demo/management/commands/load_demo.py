@@ -11,22 +11,14 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
 
+from annotations.imports.parse import parse_pairwise_csv
+from annotations.imports.write import Judgment, Preference, store_judgments, write_generations, write_pairwise
 from annotations.management.commands._importing import run_atomically_or_exit
-from demo import sources as demo
-from annotations.importers import parse_pairwise_csv, write_generations
 from annotations.models import Generation, InviteLink, Study, System, Vote
 from annotations.selection import open_study
-from annotations.services import (
-    canonical_pair,
-    HistoricalVotes,
-    StudyComparisons,
-    get_or_create_dataset,
-    get_or_create_imported_annotator,
-    write_pairwise,
-)
-
+from annotations.services import get_or_create_dataset
+from demo import sources as demo
 
 STAFF_USERNAME = "researcher"
 # The crowd files carry the two summaries but not the article or dialogue they summarise, so the
@@ -135,7 +127,7 @@ class Command(BaseCommand):
             study.instructions = DEMO_INSTRUCTIONS.get(study.slug, "")
         study.save(update_fields=["name", "instructions"])
 
-    def load_pandalm(self):
+    def load_pandalm(self) -> tuple[Study, str, str]:
         data = demo.parse_pandalm(demo.DEMO_DIR / demo.PANDALM_FILE, max_text_bytes=settings.IMPORT_MAX_TEXT_BYTES)
         parsed = data.generations
         dataset = get_or_create_dataset(demo.PANDALM_DATASET)
@@ -144,29 +136,19 @@ class Command(BaseCommand):
         systems = {s.name: s for s in System.objects.filter(name__in=parsed.systems)}
         study, created = Study.objects.get_or_create(
             slug=demo.PANDALM_STUDY,
-            defaults={"name": "PandaLM instruction following", "dataset": dataset, "votes_per_comparison": 3, "quota": 0},
+            defaults={"name": "PandaLM instruction following", "dataset": dataset, "votes_per_comparison": 3,
+                      "quota": 0},
         )
         study.systems.add(*systems.values())
         self.describe(study, "PandaLM instruction following (human test set)", demo.PANDALM_SOURCE)
         generations = {(g.instance.external_id, g.system.name, g.sample_index): g
-                       for g in Generation.objects.filter(instance__dataset=dataset).select_related("instance", "system")}
-        already = set(Vote.objects.filter(study=study).values_list("comparison_id", "annotator_id"))
-        annotators = [get_or_create_imported_annotator(study, f"annotator{i}", summary) for i in (1, 2, 3)]
-        now = timezone.now()
-        comparisons, votes = StudyComparisons(study), HistoricalVotes()
-        for item in data.items:
-            first = generations[(item.instance_key, item.system_1, 0)]
-            second = generations[(item.instance_key, item.system_2, 0)]
-            gen_a, gen_b, swapped = canonical_pair(first, second)
-            comparison, was_created = comparisons.get(gen_a, gen_b)
-            summary.comparisons_created += was_created
-            for annotator, label in zip(annotators, item.labels):
-                if (comparison.pk, annotator.pk) in already:
-                    continue
-                winner = "tie" if label == "tie" else ("a" if (label == "first") != swapped else "b")
-                votes.add(comparison, annotator, winner, now)
-                summary.votes_created += 1
-        votes.write()
+                       for g in Generation.objects.filter(instance__dataset=dataset)
+                       .select_related("instance", "system")}
+        preferred: dict[str, Preference] = {"first": "first", "second": "second", "tie": "tie"}
+        store_judgments(study, (
+            Judgment(generations[(item.instance_key, item.system_1, 0)],
+                     generations[(item.instance_key, item.system_2, 0)], f"annotator{number}", preferred[label])
+            for item in data.items for number, label in enumerate(item.labels, start=1)), summary)
         return study, summary.as_text(), data.skipped_text()
 
     @staticmethod

@@ -12,15 +12,15 @@ import hashlib
 import io
 import json
 import math
+import os
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any
 
 from lib.csvsafe import unescape_cell
 from lib.vocabulary import WINNERS
-
 
 # Answer.pref{i} in the separability paper's crowd batches: -1 means the text in the
 # `model1_summary{i}` slot (shown first) was preferred, +1 the `model2_summary{i}` slot, 0 a tie.
@@ -30,19 +30,12 @@ PAIRWISE_PREF_FIRST_SLOT = -1
 PAIRWISE_SAMPLES = 5
 
 
-class ImportFileError(Exception):
+class ImportFileError(ValueError):
     """A problem in an input file, located to the line and field."""
 
     def __init__(self, filename: str, line: int, field_name: str, message: str):
         self.filename, self.line, self.field, self.message = filename, line, field_name, message
         super().__init__(f"{filename}:{line}: {field_name}: {message}")
-
-
-Progress = Callable[[int], None]
-
-
-def _noop(_n: int) -> None:
-    return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -167,7 +160,7 @@ def json_problem(value, max_bytes: int | None = None) -> str | None:
     """What makes this parsed JSON value unstorable, or None: nesting deeper than MAX_JSON_DEPTH, a key or
     string failing `text_problem`, a number JSON storage refuses, or an encoding over `max_bytes`.
     Iterative, so no value can make it recurse."""
-    stack = [(value, ())]
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
     while stack:
         item, path = stack.pop()
         if len(path) > MAX_JSON_DEPTH:
@@ -201,7 +194,7 @@ def check_json(name: str, line: int, field_name: str, value, max_bytes: int | No
     return value
 
 
-def _top_level_key_nesting_too_deep(text: str, start: int, keys: Iterable[str]) -> str | None:
+def _top_level_key_nesting_too_deep(text: str, start: int, keys: Collection[str]) -> str | None:
     """Which of `keys` in the JSON object at text[start:] holds the value nested beyond MAX_JSON_DEPTH
     (None when it cannot tell). Only used to name the field once the parser has given up."""
     depth, in_string, escaped, opened, last_string, key = 0, False, False, 0, None, None
@@ -230,7 +223,7 @@ def _top_level_key_nesting_too_deep(text: str, start: int, keys: Iterable[str]) 
     return None
 
 
-def load_json(name: str, line: int, text: str, start: int = 0, keys: Iterable[str] = (),
+def load_json(name: str, line: int, text: str, start: int = 0, keys: Collection[str] = (),
               decoder: json.JSONDecoder | None = None) -> tuple[object, int]:
     """(value, end) of the JSON value at text[start:], read with `json_decoder()`; a malformed or
     hopelessly deep value is ImportFileError on `line` (field: the one of `keys` it is in, if it can be
@@ -257,7 +250,8 @@ def _csv_records(name: str, text: str, required: Iterable[str]) -> Iterable[tupl
     header = [h.strip() for h in header]
     missing = [c for c in required if c not in header]
     if missing:
-        raise ImportFileError(name, 1, missing[0], f"required column is missing (header has: {', '.join(map(repr, header))})")
+        raise ImportFileError(name, 1, missing[0],
+                              f"required column is missing (header has: {', '.join(map(repr, header))})")
     start = reader.line_num + 1
     while True:
         try:
@@ -271,7 +265,7 @@ def _csv_records(name: str, text: str, required: Iterable[str]) -> Iterable[tupl
             continue
         if len(row) != len(header):
             raise ImportFileError(name, start, "csv", f"expected {len(header)} columns, found {len(row)}")
-        yield start, dict(zip(header, row))
+        yield start, dict(zip(header, row, strict=True))
         start = reader.line_num + 1
 
 
@@ -342,7 +336,7 @@ JSONL_KEYS = ("instance_id", "input", "system", "generations", "reference", "met
 
 def read_json_line(name: str, number: int, raw: str, decoder: json.JSONDecoder | None = None) -> object:
     """The one JSON value on a line (ImportFileError "json" when there is not exactly one)."""
-    start = json.decoder.WHITESPACE.match(raw, 0).end()
+    start = json.decoder.WHITESPACE.match(raw, 0).end()  # type: ignore[attr-defined]  # undocumented stdlib regex, absent from typeshed
     value, end = load_json(name, number, raw, start, JSONL_KEYS, decoder)
     if raw[end:].strip(" \t\r\n"):
         raise ImportFileError(name, number, "json", f"malformed JSON (Extra data at column {end + 1})")
@@ -435,77 +429,6 @@ def parse_generations_csv(name: str, text: str, max_text_bytes: int) -> ParsedGe
     if not parsed.generations:
         raise ImportFileError(name, 2, "file", "contains no rows")
     return parsed
-
-
-@dataclass
-class ImportSummary:
-    instances_created: int = 0
-    generations_created: int = 0
-    systems_created: int = 0
-    votes_created: int = 0
-    comparisons_created: int = 0
-    annotators_created: int = 0
-
-    def as_text(self) -> str:
-        parts = [f"{value} {key.replace('_', ' ')}" for key, value in vars(self).items() if value]
-        return ", ".join(parts) or "nothing new (everything was already there)"
-
-
-def write_generations(dataset, parsed: ParsedGenerations, progress: Progress = _noop,
-                      summary: ImportSummary | None = None) -> ImportSummary:
-    """Upsert instances, systems and generations. Call inside `transaction.atomic()`.
-
-    A stored generation whose text differs from the file's is an error, not an overwrite: votes may
-    already refer to it. An empty text is refused whichever reader produced it: nobody can judge it.
-    """
-    from .models import Generation, Instance, System
-
-    summary = summary or ImportSummary()
-    systems = {}
-    for system_name in parsed.systems:
-        systems[system_name], created = System.objects.get_or_create(name=system_name)
-        summary.systems_created += created
-    existing = {i.external_id: i for i in Instance.objects.filter(dataset=dataset,
-                                                                  external_id__in=list(parsed.instances))}
-    new_instances = [
-        Instance(dataset=dataset, external_id=p.external_id, input=p.input or "", reference=p.reference or "",
-                 metadata=p.metadata)
-        for key, p in parsed.instances.items() if key not in existing
-    ]
-    for p in parsed.instances.values():
-        stored = existing.get(p.external_id)
-        if stored is not None and p.input is not None and stored.input and p.input != stored.input:
-            raise ImportFileError(parsed.filename, p.line, "input", f"differs from the stored input of instance "
-                                  f"{p.external_id!r} in dataset {dataset.slug!r}")
-    Instance.objects.bulk_create(new_instances, batch_size=500)
-    summary.instances_created += len(new_instances)
-    instances = {i.external_id: i for i in Instance.objects.filter(dataset=dataset,
-                                                                   external_id__in=list(parsed.instances))}
-    stored_generations = {
-        (g.instance_id, g.system_id, g.sample_index): g.text
-        for g in Generation.objects.filter(instance__in=instances.values()).only(
-            "instance_id", "system_id", "sample_index", "text")
-    }
-    to_create = []
-    for number, g in enumerate(parsed.generations, start=1):
-        if not g.text.strip():
-            raise ImportFileError(parsed.filename, g.line, g.field, "is empty")
-        instance = instances[g.external_id]
-        key = (instance.pk, systems[g.system].pk, g.sample_index)
-        stored_text = stored_generations.get(key)
-        if stored_text is None:
-            to_create.append(Generation(instance=instance, system=systems[g.system], sample_index=g.sample_index,
-                                        text=g.text))
-            stored_generations[key] = g.text
-        elif stored_text != g.text:
-            raise ImportFileError(parsed.filename, g.line, g.field, f"differs from the stored sample "
-                                  f"{g.sample_index} of instance {g.external_id!r}, system {g.system!r}")
-        if number % 500 == 0:
-            progress(500)
-    progress(len(parsed.generations) % 500)
-    Generation.objects.bulk_create(to_create, batch_size=500)
-    summary.generations_created += len(to_create)
-    return summary
 
 
 # --------------------------------------------------------------------------------------------------
@@ -604,14 +527,214 @@ def pairwise_as_generations(parsed: ParsedPairwise, system_names: tuple[str, str
     for key, (texts1, texts2) in parsed.instances.items():
         line = parsed.instance_lines[key]
         generations.instances[key] = ParsedInstance(key, line, None, None, {"source": "crowd batch"})
-        for system, texts in zip(system_names, (texts1, texts2)):
+        for system, texts in zip(system_names, (texts1, texts2), strict=True):
             for index, text in enumerate(texts):
                 generations.generations.append(ParsedGeneration(key, system, index, text, line, "summary"))
     return generations
 
 
 # --------------------------------------------------------------------------------------------------
-# votes CSV
+# votes CSV: the one reader, for `import_votes` (into a study) and the standalone leaderboard
+#
+# Two layouts, told apart by the header (which is required):
+#
+# 1. This project's vote export, the columns `manage.py import_votes` reads:
+#    `instance_id,system_a,system_b,sample_a,sample_b,winner,annotator[,created_at][,weight]`
+#    with winner in {a, b, tie, both_bad}, sample_a/sample_b non-negative integers (which sampled
+#    generation of each system was shown), created_at an optional ISO 8601 time (UTC when it has no
+#    offset) and weight an optional per-vote weight in [0, 1] (e.g. the instance's clipped separability,
+#    for the weighted methods). Every column but the optional ones must be present and non-empty.
+# 2. Chatbot Arena's battle tables (`model_a,model_b,winner`, winner in {model_a, model_b, tie,
+#    tie (bothbad)}), so the public Arena votes can be ranked directly once saved as CSV. Optional
+#    columns: `question_id` (instance), `judge` (annotator), `tstamp` (Unix seconds). "tie (bothbad)"
+#    becomes both_bad. Such a file can be ranked but not imported into a study: it names no samples.
+#
+# Columns in any order; extra columns are ignored; surrounding spaces in values are dropped; cells our
+# exports escaped against formula injection are read back unescaped.
+
+ARENA_WINNERS = {"model_a": "a", "model_b": "b", "tie": "tie", "tie (bothbad)": "both_bad"}
+VOTE_COLUMNS = ("instance_id", "system_a", "system_b", "sample_a", "sample_b", "winner", "annotator")
+ARENA_COLUMNS = ("model_a", "model_b", "winner")
+
+
+@dataclass
+class VotesTable:
+    """The votes of one file as parallel lists, in file order. `line[i]` is vote i's line in the file.
+
+    For Arena files, sample_a/sample_b are None, and instance_id/annotator are "" where the file
+    has no question_id/judge column. `weight` is None unless the file has a weight column."""
+
+    path: str
+    layout: str  # "votes" or "arena"
+    instance_id: list[str] = field(default_factory=list)
+    system_a: list[str] = field(default_factory=list)
+    system_b: list[str] = field(default_factory=list)
+    sample_a: list[int | None] = field(default_factory=list)
+    sample_b: list[int | None] = field(default_factory=list)
+    winner: list[str] = field(default_factory=list)
+    annotator: list[str] = field(default_factory=list)
+    created_at: list[datetime | None] = field(default_factory=list)
+    weight: list[float] | None = None
+    line: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.winner)
+
+    @property
+    def systems(self) -> list[str]:
+        """Every system named, in order of first appearance."""
+        seen = dict.fromkeys(self.system_a)
+        seen.update(dict.fromkeys(self.system_b))
+        return list(seen)
+
+
+def _sample_index(name: str, line: int, key: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImportFileError(name, line, key, f"{shown(value)} is not a whole number (the sample index)") from None
+    if not 0 <= number <= MAX_SAMPLE_INDEX:
+        raise ImportFileError(name, line, key, f"{number} is not between 0 and {MAX_SAMPLE_INDEX} (the sample index)")
+    return number
+
+
+def _iso_time(name: str, line: int, key: str, value: str) -> datetime:
+    """ISO 8601; a time without an offset is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ImportFileError(name, line, key,
+                              f"{shown(value)} is not an ISO 8601 time (e.g. 2024-05-01T12:30:00+00:00)") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _unix_time(name: str, line: int, key: str, value: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(value), tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        raise ImportFileError(name, line, key, f"{shown(value)} is not a Unix time in seconds") from None
+
+
+def _weight(name: str, line: int, key: str, value: str) -> float:
+    try:
+        weight = float(value)
+    except ValueError:
+        raise ImportFileError(name, line, key, f"{shown(value)} is not a number") from None
+    if not (math.isfinite(weight) and 0.0 <= weight <= 1.0):
+        raise ImportFileError(name, line, key, f"{shown(value)} is not in [0, 1]")
+    return weight
+
+
+def _vote_layout(name: str, line: int, columns: dict[str, int]) -> str:
+    if all(column in columns for column in VOTE_COLUMNS) or "model_a" not in columns:
+        for column in VOTE_COLUMNS:
+            if column not in columns:
+                raise ImportFileError(name, line, column, "missing column; the header must name instance_id, "
+                                      "system_a, system_b, sample_a, sample_b, winner, annotator (optional: "
+                                      "created_at, weight), or model_a, model_b, winner for a Chatbot Arena file")
+        return "votes"
+    for column in ARENA_COLUMNS:
+        if column not in columns:
+            raise ImportFileError(name, line, column, "missing column (Chatbot Arena layout: model_a, model_b, winner)")
+    return "arena"
+
+
+def read_votes_csv(path: str | os.PathLike[str], data: bytes | None = None) -> VotesTable:
+    """Read and check a whole vote file (from `data` if given, else from disk); ImportFileError at the first
+    problem. Names (instances, systems, annotators) pass the same checks as every importer's."""
+    name = os.fspath(path)
+    text = read_utf8_text(name, data)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    last_line = 0
+
+    def next_row() -> tuple[int, list[str]]:
+        nonlocal last_line
+        start = last_line + 1
+        try:
+            row = next(reader)
+        except csv.Error as error:
+            # Report where the broken record starts: an unclosed quote is only noticed at the end of the file.
+            raise ImportFileError(name, start, "row", f"malformed CSV ({error})") from None
+        last_line = reader.line_num
+        return start, [unescape_cell(cell) for cell in row]
+
+    try:
+        header_line, header = next_row()
+        while not any(cell.strip() for cell in header):
+            header_line, header = next_row()
+    except StopIteration:
+        raise ImportFileError(name, 1, "header", "the file is empty; expected a header line") from None
+    header = [column.strip() for column in header]
+    columns: dict[str, int] = {}
+    for position, column in enumerate(header):
+        if column in columns and column:
+            raise ImportFileError(name, header_line, "header", f"column {column!r} appears twice")
+        columns[column] = position
+    layout = _vote_layout(name, header_line, columns)
+    table = VotesTable(path=name, layout=layout)
+    weights: list[float] = []
+    if "weight" in columns:
+        table.weight = weights
+    if layout == "votes":
+        required: tuple[str, ...] = VOTE_COLUMNS
+        first, second, instance_key, annotator_key = "system_a", "system_b", "instance_id", "annotator"
+        time_key, parse_time = "created_at", _iso_time
+    else:
+        required = ARENA_COLUMNS
+        first, second, instance_key, annotator_key = "model_a", "model_b", "question_id", "judge"
+        time_key, parse_time = "tstamp", _unix_time
+    names = {first, second, instance_key, annotator_key}
+
+    while True:
+        try:
+            line, row = next_row()
+        except StopIteration:
+            break
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise ImportFileError(name, line, "row",
+                                  f"expected {len(header)} fields as in the header, found {len(row)}")
+        record = dict(zip(header, row, strict=True))
+        values: dict[str, str] = {}
+        for key in columns:
+            if key in names and (key in required or record[key].strip()):
+                values[key] = _name(name, line, record, key)
+            elif key in required:
+                values[key] = _required(name, line, record, key).strip()
+            else:
+                values[key] = record[key].strip()
+        winner = values["winner"]
+        if layout == "votes" and winner not in WINNERS:
+            raise ImportFileError(name, line, "winner", f"{shown(winner)} is not one of {', '.join(WINNERS)}")
+        if layout == "arena":
+            if winner not in ARENA_WINNERS:
+                raise ImportFileError(name, line, "winner",
+                                      f"{shown(winner)} is not one of model_a, model_b, tie, tie (bothbad)")
+            winner = ARENA_WINNERS[winner]
+        if values[first] == values[second]:
+            raise ImportFileError(name, line, second, f"{shown(values[second])} is the same system as {first}; "
+                                  "a vote compares two systems")
+        if layout == "votes":
+            table.sample_a.append(_sample_index(name, line, "sample_a", values["sample_a"]))
+            table.sample_b.append(_sample_index(name, line, "sample_b", values["sample_b"]))
+        else:
+            table.sample_a.append(None)
+            table.sample_b.append(None)
+        table.instance_id.append(values.get(instance_key, ""))
+        table.annotator.append(values.get(annotator_key, ""))
+        moment = values.get(time_key, "")
+        table.created_at.append(parse_time(name, line, time_key, moment) if moment else None)
+        if table.weight is not None:
+            if not values["weight"]:
+                raise ImportFileError(name, line, "weight", "empty; when the file has a weight column every vote "
+                                      "needs one")
+            weights.append(_weight(name, line, "weight", values["weight"]))
+        table.system_a.append(values[first])
+        table.system_b.append(values[second])
+        table.winner.append(winner)
+        table.line.append(line)
+    return table
 
 
 @dataclass
@@ -628,46 +751,18 @@ class ParsedVote:
 
 
 def parse_votes_csv(path: str | Path, data: bytes | None = None) -> list[ParsedVote]:
-    from django.utils.dateparse import parse_datetime
-    from django.utils import timezone
-
-    name = str(path)
-    text = read_utf8_text(path, data)
-    votes = []
-    required = ("instance_id", "system_a", "system_b", "sample_a", "sample_b", "winner", "annotator")
-    names = ("instance_id", "system_a", "system_b", "annotator")
-    for line, row in _csv_records(name, text, required):
-        row = {key: unescape_cell(value) for key, value in row.items()}  # our exports escape formula-like cells
-        values = {key: _name(name, line, row, key) if key in names else _required(name, line, row, key).strip()
-                  for key in required}
-        samples = {}
-        for key in ("sample_a", "sample_b"):
-            try:
-                samples[key] = int(values[key])
-            except ValueError:
-                raise ImportFileError(name, line, key, f"{shown(values[key])} is not a whole number") from None
-            if not 0 <= samples[key] <= MAX_SAMPLE_INDEX:
-                raise ImportFileError(name, line, key, f"must be between 0 and {MAX_SAMPLE_INDEX}")
-        if values["winner"] not in WINNERS:
-            raise ImportFileError(name, line, "winner", f"{shown(values['winner'])} is not one of {', '.join(WINNERS)}")
-        if values["system_a"] == values["system_b"]:
-            raise ImportFileError(name, line, "system_b", "is the same system as system_a")
-        created_at = None
-        raw_created = (row.get("created_at") or "").strip()
-        if raw_created:
-            try:
-                created_at = parse_datetime(raw_created)
-            except ValueError:
-                created_at = None
-            if created_at is None:
-                raise ImportFileError(name, line, "created_at", f"{shown(raw_created)} is not an ISO 8601 date-time")
-            if timezone.is_naive(created_at):
-                created_at = timezone.make_aware(created_at, dt_timezone.utc)
-        votes.append(ParsedVote(values["instance_id"], values["system_a"], values["system_b"], samples["sample_a"],
-                                samples["sample_b"], values["winner"], values["annotator"], created_at, line))
-    if not votes:
-        raise ImportFileError(name, 2, "file", "contains no votes")
-    return votes
+    """The votes of a file to import into a study: `read_votes_csv`, in this project's layout, not empty."""
+    table = read_votes_csv(path, data)
+    if table.layout != "votes":
+        raise ImportFileError(table.path, 1, "header", "a Chatbot Arena battle table names no samples, so it cannot "
+                              "be imported into a study (rank it with `leaderboard --from-csv`); a study's votes "
+                              "need instance_id, system_a, system_b, sample_a, sample_b, winner, annotator")
+    if not len(table):
+        raise ImportFileError(table.path, 2, "file", "contains no votes")
+    return [ParsedVote(table.instance_id[i], table.system_a[i], table.system_b[i], table.sample_a[i] or 0,
+                       table.sample_b[i] or 0, table.winner[i], table.annotator[i], table.created_at[i],
+                       table.line[i])
+            for i in range(len(table))]
 
 
 def flip_winner(winner: str) -> str:
