@@ -287,15 +287,9 @@ def _instance_matrices(
 
 
 # ---------------------------------------------------------------------------- normalisation
-def normalise(results: Iterable[PairResult]) -> dict[tuple[Any, Any, Any, str], float | None]:
-    """Raw separability / (max - min) of all self/cross values of the same metric in ``results``.
-
-    Equivalent to the authors' min-max scaling of self and cross before taking max(self) - cross.
-    Undefined separability stays None. Every non-None self/cross value of the metric counts towards
-    the range (also those of pairs whose separability is undefined). A zero range (all values equal,
-    so every separability is 0) gives 0.0.
-    """
-    results = list(results)
+def metric_ranges(results: Iterable[PairResult]) -> dict[str, float]:
+    """Each metric's (max - min) over every defined self/cross value in ``results`` (also those of pairs
+    whose separability is undefined): the denominator of `normalise`."""
     lo: dict[str, float] = {}
     hi: dict[str, float] = {}
     for r in results:
@@ -304,12 +298,24 @@ def normalise(results: Iterable[PairResult]) -> dict[tuple[Any, Any, Any, str], 
                 continue
             lo[r.metric] = min(lo.get(r.metric, v), v)
             hi[r.metric] = max(hi.get(r.metric, v), v)
+    return {metric: hi[metric] - lo[metric] for metric in lo}
+
+
+def normalise(results: Iterable[PairResult]) -> dict[tuple[Any, Any, Any, str], float | None]:
+    """Raw separability / (max - min) of all self/cross values of the same metric in ``results``.
+
+    Equivalent to the authors' min-max scaling of self and cross before taking max(self) - cross.
+    Undefined separability stays None. A zero range (all values equal, so every separability is 0)
+    gives 0.0. What the site stores (`separability.services.normalise_dataset`) is this.
+    """
+    results = list(results)
+    span = metric_ranges(results)
     out: dict[tuple[Any, Any, Any, str], float | None] = {}
     for r in results:
         key = (r.key, r.system_a, r.system_b, r.metric)
         if r.separability is None:
             out[key] = None
             continue
-        span = hi.get(r.metric, 0.0) - lo.get(r.metric, 0.0)
-        out[key] = r.separability / span if span > 0 else 0.0
+        width = span.get(r.metric, 0.0)
+        out[key] = r.separability / width if width > 0 else 0.0
     return out

@@ -16,10 +16,11 @@ from collections import defaultdict
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max, Min, OuterRef, Subquery, Value
+from django.db.models import F, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from .engine import PairResult, compute_separability, metric_ranges, normalise
 from .models import Alignment, SeparabilityRun
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,6 @@ def instance_samples(instance_ids: list[int]):
 
 def compute_chunk(run_id: int, chunk_index: int, instance_ids: list[int]) -> int:
     """Compute and upsert one chunk; returns the number of rows written. Idempotent."""
-    from .engine import compute_separability
-
     run = SeparabilityRun.objects.get(pk=run_id)
     if run.status == SeparabilityRun.Status.QUEUED:
         SeparabilityRun.objects.filter(pk=run_id, status=SeparabilityRun.Status.QUEUED).update(
@@ -150,24 +149,17 @@ def record_chunk_failure(run_id: int, chunk_index: int, error: str) -> None:
 
 
 def normalise_dataset(dataset) -> dict[str, float]:
-    """Store normalised separability for every metric; returns each metric's (max - min) range."""
-    ranges = {}
-    alignments = Alignment.objects.filter(instance__dataset=dataset)
-    for metric in alignments.order_by().values_list("metric", flat=True).distinct():
-        rows = alignments.filter(metric=metric)
-        fields = ("self_a", "self_b", "cross")
-        agg = rows.aggregate(**{f"lo_{f}": Min(f) for f in fields}, **{f"hi_{f}": Max(f) for f in fields})
-        lows = [agg[f"lo_{f}"] for f in fields if agg[f"lo_{f}"] is not None]
-        highs = [agg[f"hi_{f}"] for f in fields if agg[f"hi_{f}"] is not None]
-        spread = (max(highs) - min(lows)) if lows else 0.0
-        ranges[metric] = spread
-        rows.filter(separability__isnull=True).update(normalised=None)
-        defined = rows.filter(separability__isnull=False)
-        if spread > 0:
-            defined.update(normalised=F("separability") / spread)
-        else:
-            defined.update(normalised=0.0)
-    return ranges
+    """Store normalised separability for every metric (`engine.normalise`, the one definition: raw / the
+    (max - min) range of the dataset's self/cross values of that metric); returns each metric's range."""
+    rows = list(Alignment.objects.filter(instance__dataset=dataset).order_by("pk"))
+    results = [PairResult(row.pk, row.system_a_id, row.system_b_id, row.metric, row.self_a, row.self_b, row.cross,
+                          row.separability, row.k_a, row.k_b, row.undefined_reason) for row in rows]
+    normalised = normalise(results)
+    for row, result in zip(rows, results, strict=True):
+        row.normalised = normalised[(result.key, result.system_a, result.system_b, result.metric)]
+    Alignment.objects.bulk_update(rows, ["normalised"], batch_size=500)
+    ranges = metric_ranges(results)
+    return {metric: ranges.get(metric, 0.0) for metric in sorted({row.metric for row in rows})}
 
 
 def copy_separability_to_comparisons(dataset) -> list[int]:
