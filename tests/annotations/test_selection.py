@@ -22,7 +22,7 @@ SAMSUM = Path(__file__).resolve().parents[2] / "demo/data/separability-paper/mis
 
 
 @pytest.fixture
-def samsum_units(monkeypatch, tmp_path):
+def samsum_units(tmp_path):
     """{instance id: normalised ROUGE-1 separability} of the 50 SAMSum instances."""
     from separability.models import Alignment
     from separability.services import compute_dataset_separability

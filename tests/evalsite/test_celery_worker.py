@@ -20,10 +20,16 @@ def test_worker_process_writes_row_through_redis_into_postgres(celery_worker):
     assert celery_worker.process.poll() is None, "the worker is a separate, still running process"
 
 
-def test_tasks_are_routed_to_their_queues():
-    from django.conf import settings
+def test_celery_sends_each_task_to_its_queue_and_acknowledges_it_late():
+    """What Celery's own router decides for the real tasks (not the settings read back): separability on the
+    gpu queue, ratings on default; and a task is acknowledged only once it finished, so a killed worker's
+    task is delivered again."""
+    from celery import current_app
 
-    routes = settings.CELERY_TASK_ROUTES
-    assert routes["separability.tasks.*"]["queue"] == "gpu"
-    assert routes["ranking.tasks.*"]["queue"] == "default"
-    assert settings.CELERY_TASK_ACKS_LATE and settings.CELERY_TASK_REJECT_ON_WORKER_LOST
+    from ranking.tasks import recompute_leaderboards
+    from separability.tasks import compute_separability_chunk
+
+    router = current_app.amqp.router
+    assert router.route({}, compute_separability_chunk.name)["queue"].name == "gpu"
+    assert router.route({}, recompute_leaderboards.name)["queue"].name == "default"
+    assert compute_separability_chunk.acks_late and current_app.conf.task_reject_on_worker_lost

@@ -10,7 +10,7 @@ from django.core.management import call_command
 
 from annotations.imports.parse import ImportFileError, parse_generations_csv, parse_votes_csv, read_votes_csv
 from annotations.imports.parse import ImportFileError as VoteFileError
-from annotations.models import Generation, Instance
+from annotations.models import Generation, Instance, Vote
 from tests.annotations.test_annotate_view import invited_client
 from tests.annotations.test_queue import make_study
 
@@ -65,4 +65,5 @@ def test_nul_character_in_a_vote_field_is_refused_not_a_server_error(request, se
     fields = {"token": token, "choice": "left", "rationale": "fine"}
     fields[field] = fields[field] + "\x00"
     response = client.post("/s/nul-vote/vote/", fields, HTTP_HX_REQUEST="true")
-    assert response.status_code < 500
+    assert response.status_code == 400
+    assert not Vote.objects.exists()
