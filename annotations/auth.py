@@ -18,7 +18,7 @@ import secrets
 from django.conf import settings
 from django.contrib.auth import get_user_model, login, logout
 from django.contrib.auth.views import LoginView
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.forms.utils import ErrorDict
 from django.utils import timezone
@@ -28,6 +28,7 @@ from lib.ratelimit import Rate, hit, peek, reset, retry_after_text
 
 from .models import AnnotatorProfile, InviteLink, ProlificSession, Study
 from .services import new_pseudonym
+from .sql import prolific_pid_and_invite_standing
 
 BACKEND = "django.contrib.auth.backends.ModelBackend"
 SESSION_PROLIFIC_STUDIES = "prolific_studies"  # study pks entered through their Prolific link
@@ -74,18 +75,7 @@ def may_annotate(request, study: Study) -> bool:
         return False
     if user.is_staff:
         return True
-    # One plain query on every vote (through the ORM, with an Exists annotation, it cost 7% of the
-    # server's CPU per annotator cycle: bench/web_load.py --profile-cpu): the annotator's Prolific id,
-    # and whether their invite covers this study and still stands (a withdrawn or expired invite
-    # revokes everyone who came through it).
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f'SELECT p.prolific_pid, EXISTS (SELECT 1 FROM "{InviteLink.studies.through._meta.db_table}" s '
-            f'JOIN "{InviteLink._meta.db_table}" i ON i.id = s.invitelink_id '
-            "WHERE s.invitelink_id = p.invite_id AND s.study_id = %s AND i.active "
-            "AND (i.expires_at IS NULL OR i.expires_at > %s)) "
-            f'FROM "{AnnotatorProfile._meta.db_table}" p WHERE p.user_id = %s', [study.pk, timezone.now(), user.pk])
-        row = cursor.fetchone()
+    row = prolific_pid_and_invite_standing(study, user)
     if row is None:
         return False
     prolific_pid, invited = row

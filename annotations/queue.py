@@ -45,15 +45,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from lib.vocabulary import Choice
 
-from .models import AnnotatorExclusion, Assignment, Comparison, ItemFlag, Study, Vote
+from .models import Assignment, Comparison, ItemFlag, Study, Vote
 from .signals import vote_stored
+from .sql import (
+    has_room,
+    lock_annotator,
+    lock_annotator_and_share_study,
+    lock_comparison_of,
+    open_comparisons,
+    try_lock_comparisons,
+)
 
 UNIT_GAP = 2  # other items served between two sample pairs of the same consistency unit
 MAX_LEASE_TRIES = 25  # candidates tried per request when others lease the same items concurrently
@@ -100,118 +107,6 @@ def progress(study: Study, user) -> Progress:
 
 
 # --------------------------------------------------------------------------------------------------
-# locking helpers
-
-
-def _is_sqlite() -> bool:
-    return connection.vendor == "sqlite"
-
-
-def _take_sqlite_write_lock(table: str, pk: int) -> None:
-    """A no-op UPDATE as the first statement: SQLite's write lock, held to the end of the transaction."""
-    with connection.cursor() as cursor:
-        cursor.execute(f'UPDATE "{table}" SET id = id WHERE id = %s', [pk])
-
-
-def _lock_annotator(user) -> None:
-    """The annotator's row `FOR NO KEY UPDATE` (see the module docstring for why not `FOR UPDATE`)."""
-    if _is_sqlite():
-        _take_sqlite_write_lock(get_user_model()._meta.db_table, user.pk)
-    else:
-        list(get_user_model().objects.select_for_update(no_key=True).filter(pk=user.pk)
-             .values_list("pk", flat=True))
-
-
-_EXCLUDED = (f'EXISTS (SELECT 1 FROM "{AnnotatorExclusion._meta.db_table}" x '
-             "WHERE x.study_id = s.id AND x.annotator_id = %s)")
-
-
-def _lock_annotator_and_share_study(study: Study, user) -> tuple[str, bool]:
-    """Lock the annotator's row, and read the study's status under a shared row lock, both held to COMMIT
-    (SQLite: its write lock), and whether staff excluded this annotator from the study. One statement,
-    so the vote path pays nothing for the annotator's lock or the exclusion check.
-
-    Raw SQL because the ORM's select_for_update has no FOR SHARE."""
-    if _is_sqlite():
-        _take_sqlite_write_lock(Study._meta.db_table, study.pk)
-        with connection.cursor() as cursor:
-            cursor.execute(f'SELECT s.status, {_EXCLUDED} FROM "{Study._meta.db_table}" s WHERE s.id = %s',
-                           [user.pk, study.pk])
-            status, excluded = cursor.fetchone()
-            return status, bool(excluded)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f'SELECT s.status, {_EXCLUDED} FROM "{Study._meta.db_table}" s, "{get_user_model()._meta.db_table}" u '
-            "WHERE s.id = %s AND u.id = %s FOR NO KEY UPDATE OF u FOR SHARE OF s", [user.pk, study.pk, user.pk])
-        status, excluded = cursor.fetchone()
-        return status, bool(excluded)
-
-
-def _lock_comparison_of(token: str, user) -> None:
-    """Lock the comparison of the annotator's assignment `token` (if any), before the assignment itself.
-
-    Plain SQL: through the ORM (a Subquery on the token) this lock cost 5% of the cycle's CPU."""
-    if _is_sqlite():
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f'SELECT c.id FROM "{Comparison._meta.db_table}" c JOIN "{Assignment._meta.db_table}" a '
-            "ON a.comparison_id = c.id WHERE a.token = %s AND a.annotator_id = %s FOR NO KEY UPDATE OF c",
-            [token, user.pk])
-
-
-def _try_lock_comparisons(queryset):
-    """The rows of `queryset` that nobody else holds, locked (SQLite: already serialised)."""
-    if _is_sqlite():
-        return queryset
-    return queryset.select_for_update(skip_locked=True, of=("self",))
-
-
-# The lease query and the recount are plain SQL: they run on every item served, and built through the
-# ORM (an Exists and a Subquery annotation) they cost about 4 ms of server CPU per lease, a fifth of the
-# whole annotator cycle, against 0.3 ms in the database (bench/web_load.py --profile-cpu).
-# Live leases of comparison c: handed out, not answered, not run out (one less: `a.id <> %s`).
-_LIVE_LEASES = (f'(SELECT COUNT(*) FROM "{Assignment._meta.db_table}" a WHERE a.comparison_id = c.id '
-                "AND a.completed_at IS NULL AND a.expires_at > %s AND a.id <> %s)")
-
-
-def _has_room(comparison_id: int, study: Study, now: datetime, exclude_assignment: int | None = None) -> bool:
-    """Recount under the comparison's lock: stored votes + other live leases < overlap."""
-    with connection.cursor() as cursor:
-        cursor.execute(f'SELECT c.votes_count + {_LIVE_LEASES} FROM "{Comparison._meta.db_table}" c WHERE c.id = %s',
-                       [now, exclude_assignment or 0, comparison_id])
-        return cursor.fetchone()[0] < study.votes_per_comparison
-
-
-def _open_comparisons(study: Study, user, now: datetime, *, unit_key: str | None = None, exclude=(),
-                      limit: int | None = None, lock: bool = False) -> list[Comparison]:
-    """Non-gold comparisons of the study this annotator has not seen and that still need votes (stored
-    votes + live leases < overlap), in serving order: highest priority (= separability) first, then id.
-
-    `lock`: only rows nobody else holds, locked (`FOR UPDATE SKIP LOCKED`; SQLite is serialised).
-    On PostgreSQL this walks the partial index `comparison_serve_order` and stops at the first hit."""
-    sql = [f'SELECT c.* FROM "{Comparison._meta.db_table}" c',
-           "WHERE c.study_id = %s AND c.selected AND NOT c.is_gold AND c.votes_count < %s",
-           f'AND NOT EXISTS (SELECT 1 FROM "{Assignment._meta.db_table}" s WHERE s.comparison_id = c.id '
-           "AND s.annotator_id = %s)",
-           f"AND c.votes_count + {_LIVE_LEASES} < %s"]
-    params = [study.pk, study.votes_per_comparison, user.pk, now, 0, study.votes_per_comparison]
-    if unit_key is not None:
-        sql.append("AND c.unit_key = %s")
-        params.append(unit_key)
-    if exclude:
-        sql.append(f"AND c.id NOT IN ({', '.join(['%s'] * len(exclude))})")
-        params.extend(exclude)
-    sql.append("ORDER BY c.priority DESC, c.id")
-    if limit is not None:
-        sql.append("LIMIT %s")
-        params.append(limit)
-    if lock and not _is_sqlite():
-        sql.append("FOR UPDATE OF c SKIP LOCKED")
-    return list(Comparison.objects.raw(" ".join(sql), params))
-
-
-# --------------------------------------------------------------------------------------------------
 # leasing
 
 
@@ -226,10 +121,10 @@ def _keep_or_renew(assignment: Assignment, study: Study, now: datetime) -> bool:
     """Whether the annotator still holds this lease (renewing a run-out one when the slot is still free)."""
     if assignment.expires_at > now or assignment.comparison.is_gold:
         return True
-    locked = _try_lock_comparisons(Comparison.objects.filter(pk=assignment.comparison_id))
+    locked = try_lock_comparisons(Comparison.objects.filter(pk=assignment.comparison_id))
     if not list(locked.values_list("pk", flat=True)):
         return False  # someone else is leasing it right now; try again on a later request
-    return _has_room(assignment.comparison_id, study, now, exclude_assignment=assignment.pk)
+    return has_room(assignment.comparison_id, study, now, exclude_assignment=assignment.pk)
 
 
 def _new_assignment(comparison: Comparison, user, now: datetime, seconds: int, served: bool = False) -> Assignment:
@@ -264,11 +159,11 @@ def _lease_fresh(study: Study, user, now: datetime, room: int | None) -> Assignm
     """Lease (and serve) the best open comparison and reserve the rest of its unit (up to `room` items in all)."""
     tried: list[int] = []
     for _ in range(MAX_LEASE_TRIES):
-        found = _open_comparisons(study, user, now, exclude=tried, limit=1, lock=True)
+        found = open_comparisons(study, user, now, exclude=tried, limit=1, lock=True)
         if not found:
             return None
         comparison = found[0]
-        if not _has_room(comparison.pk, study, now):
+        if not has_room(comparison.pk, study, now):
             tried.append(comparison.pk)  # filled between our query and our lock
             continue
         assignment = _new_assignment(comparison, user, now, study.lease_seconds, served=True)
@@ -281,12 +176,12 @@ def _lease_fresh(study: Study, user, now: datetime, room: int | None) -> Assignm
 def _reserve_unit(study: Study, user, now: datetime, leased: Comparison, room: int | None) -> None:
     if room is not None and room <= 0:
         return
-    siblings = _open_comparisons(study, user, now, unit_key=leased.unit_key, exclude=[leased.pk], lock=True)
+    siblings = open_comparisons(study, user, now, unit_key=leased.unit_key, exclude=[leased.pk], lock=True)
     reserved: list[Comparison] = []
     for sibling in siblings:
         if room is not None and len(reserved) >= room:
             break
-        if _has_room(sibling.pk, study, now):
+        if has_room(sibling.pk, study, now):
             reserved.append(sibling)
     # Reservations wait while other items are served, so they hold their slot for the whole unit's time.
     hold = study.lease_seconds * (1 + (UNIT_GAP + 1) * len(reserved))
@@ -300,7 +195,7 @@ def next_assignment(study: Study, user, now: datetime | None = None, done: int |
     `done` is the annotator's stored votes in the study when the caller has just counted them."""
     now = now or timezone.now()
     with transaction.atomic():
-        _lock_annotator(user)
+        lock_annotator(user)
         mine = list(Assignment.objects.filter(comparison__study=study, annotator=user, completed_at__isnull=True)
                     .select_related("comparison").order_by("issued_at", "id"))
         # An item already on screen stays there until answered (a reload does not skip it).
@@ -360,7 +255,7 @@ def has_open_items(study: Study, user, now: datetime | None = None) -> bool:
     now = now or timezone.now()
     mine = Assignment.objects.filter(comparison__study=study, annotator=user, completed_at__isnull=True,
                                      expires_at__gt=now)
-    return mine.exists() or bool(_open_comparisons(study, user, now, limit=1))
+    return mine.exists() or bool(open_comparisons(study, user, now, limit=1))
 
 
 class Availability:
@@ -456,8 +351,8 @@ def submit_vote(study: Study, user, token: str, choice: str, rationale: str = ""
 
 
 def _store_vote(study: Study, user, token: str, choice: str, rationale: str, now: datetime) -> SubmitResult:
-    status, excluded = _lock_annotator_and_share_study(study, user)
-    _lock_comparison_of(token, user)
+    status, excluded = lock_annotator_and_share_study(study, user)
+    lock_comparison_of(token, user)
     assignment = (Assignment.objects.select_for_update(of=("self",)).select_related("comparison")
                   .filter(token=token, annotator=user, comparison__study=study).first())
     if assignment is None:
@@ -475,7 +370,7 @@ def _store_vote(study: Study, user, token: str, choice: str, rationale: str, now
         raise VoteRejected("This item was not shown to you yet.", status=409)
     # A run-out lease counts only while its slot is still free (recounted under the comparison's lock).
     if assignment.expires_at <= now and not comparison.is_gold:
-        if not _has_room(comparison.pk, study, now, exclude_assignment=assignment.pk):
+        if not has_room(comparison.pk, study, now, exclude_assignment=assignment.pk):
             raise VoteRejected("This item timed out and went to someone else; here is a new one.", status=409)
     duration = max(0.0, (now - assignment.served_at).total_seconds())
     winner = decode_choice(choice, assignment.left_is_a)
@@ -510,8 +405,8 @@ def flag_item(study: Study, user, token: str, reason: str = "", now: datetime | 
     if len(reason) > FLAG_REASON_MAX_CHARS:
         raise VoteRejected(f"Please keep the note under {FLAG_REASON_MAX_CHARS} characters.")
     with transaction.atomic():
-        status, _ = _lock_annotator_and_share_study(study, user)
-        _lock_comparison_of(token, user)
+        status, _ = lock_annotator_and_share_study(study, user)
+        lock_comparison_of(token, user)
         assignment = (Assignment.objects.select_for_update(of=("self",)).select_related("comparison")
                       .filter(token=token, annotator=user, comparison__study=study).first())
         if assignment is None:

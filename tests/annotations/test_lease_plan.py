@@ -1,0 +1,42 @@
+"""The lease query (annotations.sql.lease_query) runs on every item served: PostgreSQL must answer it from the
+partial index `comparison_serve_order` (study, priority DESC, id; selected, not gold), which already holds the
+rows in serving order, so it stops at the first that fits instead of sorting the study's comparisons."""
+from __future__ import annotations
+
+import json
+
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from annotations.models import Comparison
+from annotations.sql import lease_query
+
+from .test_queue import make_study
+
+
+def plan_of(connection, sql: str, params: list) -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+        return cursor.fetchone()[0][0]["Plan"]
+
+
+def nodes(plan: dict):
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from nodes(child)
+
+
+def test_the_lease_query_walks_the_serve_order_index_without_sorting(postgres):
+    study = make_study(slug="plan", n_instances=400)
+    other = make_study(slug="plan-other", n_instances=400)  # another study's rows the index must skip
+    assert Comparison.objects.filter(study__in=[study, other]).count() == 800
+    user = get_user_model().objects.create_user("planner")
+    with postgres.cursor() as cursor:
+        cursor.execute(f'ANALYZE "{Comparison._meta.db_table}"')
+    for lock in (False, True):
+        sql, params = lease_query(study, user, timezone.now(), limit=1, lock=lock)
+        plan = plan_of(postgres, sql, params)
+        walked = list(nodes(plan))
+        scans = [n for n in walked if n.get("Relation Name") == Comparison._meta.db_table]
+        assert [n.get("Index Name") for n in scans] == ["comparison_serve_order"], json.dumps(plan, indent=1)
+        assert not any(n["Node Type"] in ("Sort", "Incremental Sort") for n in walked), json.dumps(plan, indent=1)
