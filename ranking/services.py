@@ -14,7 +14,7 @@ import threading
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from lib.vocabulary import METHODS
@@ -30,6 +30,7 @@ from .ratings import (
     scores_from_winners,
     separability_weight,
 )
+from .sql import store_ratings
 
 log = logging.getLogger(__name__)
 
@@ -81,23 +82,7 @@ def apply_vote_to_ratings(vote) -> None:
     for method in ELO_METHODS:
         state_a, state_b = states[(method, systems[0])], states[(method, systems[1])]
         state_a.rating, state_b.rating = elo_update(state_a.rating, state_b.rating, score, weight=weights[method])
-    _store_ratings(states.values())
-
-
-def _store_ratings(states) -> None:
-    """One UPDATE for the vote's four rating rows (each rating set, each vote count + 1).
-
-    Written by hand: `bulk_update` builds a CASE expression per field and row through the ORM, which
-    cost 13% of the server's CPU on the vote path (bench/web_load.py --profile-cpu)."""
-    states = list(states)
-    cases = " ".join("WHEN %s THEN %s" for _ in states)
-    params = [value for state in states for value in (state.pk, float(state.rating))]
-    params += [timezone.now()] + [state.pk for state in states]
-    ids = ", ".join("%s" for _ in states)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f'UPDATE "{RatingState._meta.db_table}" SET rating = CASE id {cases} END, votes = votes + 1, '
-            f"updated_at = %s WHERE id IN ({ids})", params)
+    store_ratings(states.values())
 
 
 def _locked_rating_states(study_id: int, systems) -> dict:
