@@ -210,9 +210,9 @@ def media_root(settings, tmp_path):
 @pytest.fixture
 def annotator_client(client):
     """A signed-in annotator (not staff)."""
-    from tests.dashboard.factories import make_annotator
+    from tests.factories import make_account
 
-    client.force_login(make_annotator("plain-annotator"))
+    client.force_login(make_account("plain-annotator"))
     return client
 
 

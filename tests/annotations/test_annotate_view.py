@@ -18,8 +18,7 @@ from annotations.models import (
     Vote,
 )
 from annotations.selection import open_study
-
-from .test_queue import make_annotator, make_study
+from tests.factories import make_annotator, make_study
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,7 @@ from django.utils import timezone
 from annotations import queue
 from annotations.models import Assignment, Comparison, InviteLink, Study
 from annotations.selection import SelectionError, open_study
-
-from .test_queue import answer, make_annotator, make_study
+from tests.factories import answer, make_annotator, make_study
 
 pytestmark = pytest.mark.django_db
 

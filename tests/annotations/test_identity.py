@@ -7,8 +7,7 @@ from django.test import Client
 from django.utils import timezone
 
 from annotations.models import AnnotatorProfile, InviteLink, ProlificSession, Study, Vote
-
-from .test_queue import make_study
+from tests.factories import make_study
 
 pytestmark = pytest.mark.django_db
 HX = {"HTTP_HX_REQUEST": "true"}

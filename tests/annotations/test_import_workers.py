@@ -18,7 +18,7 @@ from tests.annotations.test_import_commands import (
     run_command,
     write,
 )
-from tests.annotations.test_queue import make_study
+from tests.factories import make_study
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,7 @@ from django.utils import timezone
 
 from annotations.auth import claim_invite_use
 from annotations.models import AnnotatorProfile, InviteLink
-
-from .test_queue import make_study
+from tests.factories import make_study
 
 pytestmark = pytest.mark.django_db
 

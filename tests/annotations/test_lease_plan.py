@@ -10,8 +10,7 @@ from django.utils import timezone
 
 from annotations.models import Comparison
 from annotations.sql import lease_query
-
-from .test_queue import make_study
+from tests.factories import make_study
 
 
 def plan_of(connection, sql: str, params: list) -> dict:

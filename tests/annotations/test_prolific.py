@@ -6,8 +6,7 @@ import pytest
 from django.test import Client
 
 from annotations.models import AnnotatorProfile, InviteLink, Study, Vote
-
-from .test_queue import make_study
+from tests.factories import make_study
 
 pytestmark = pytest.mark.django_db
 HX = {"HTTP_HX_REQUEST": "true"}

@@ -7,8 +7,7 @@ from django.test import Client
 from annotations.models import AnnotatorExclusion, Assignment, InviteLink, ItemFlag, Study, Vote
 from ranking.models import LeaderboardSnapshot
 from ranking.services import refresh_snapshots
-
-from .test_queue import make_study
+from tests.factories import make_study
 
 pytestmark = pytest.mark.django_db
 HX = {"HTTP_HX_REQUEST": "true"}

@@ -1,66 +1,25 @@
-"""The assignment queue (annotations.queue): overlap, leases, gold items, consistency units, idempotent votes.
-
-This module also holds the small builders the other annotator tests import (`make_study`,
-`make_annotator`).
-"""
+"""The assignment queue (annotations.queue): overlap, leases, gold items, consistency units, idempotent votes."""
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from annotations import queue
 from annotations.models import (
-    AnnotatorProfile,
     Assignment,
     Comparison,
-    Dataset,
-    Generation,
-    Instance,
     Study,
-    System,
     Vote,
 )
-from annotations.selection import open_study
-from annotations.services import new_pseudonym
+from tests.factories import answer, make_annotator, make_study
 
 pytestmark = pytest.mark.django_db
 
 
-def make_study(slug="queue-study", n_instances=4, k=1, systems=("alpha-model", "beta-model"), pairs=1, overlap=1,
-               quota=0, texts=None, open_it=True, **fields) -> Study:
-    """A dataset of `n_instances` inputs with `k` samples per system, a study over it, opened (policy all)."""
-    dataset = Dataset.objects.create(slug=f"{slug}-data")
-    system_objs = [System.objects.get_or_create(name=name)[0] for name in systems]
-    for i in range(n_instances):
-        instance = Instance.objects.create(dataset=dataset, external_id=f"x{i}", input=f"Input text number {i}.")
-        for position, system in enumerate(system_objs):
-            for s in range(k):
-                # Different texts per model (identical pairs are never served), without naming the model.
-                text = texts(i, system, s) if texts else f"Answer {i}.{s} in style {'PQRSTUVW'[position]}."
-                Generation.objects.create(instance=instance, system=system, sample_index=s, text=text)
-    study = Study.objects.create(slug=slug, name=slug, dataset=dataset, sample_pairs_per_unit=pairs,
-                                 votes_per_comparison=overlap, quota=quota, too_fast_seconds=fields.pop("too_fast", 0),
-                                 **fields)
-    study.systems.set(system_objs)
-    if open_it:
-        open_study(study)
-        study.refresh_from_db()
-    return study
 
 
-def make_annotator(name=None):
-    user = get_user_model().objects.create_user(name or new_pseudonym())
-    AnnotatorProfile.objects.create(user=user, pseudonym=user.username)
-    return user
 
 
-def answer(study, user, choice="left", now=None, rationale=""):
-    """Lease the next item and vote on it; returns the assignment (None when nothing was left)."""
-    assignment = queue.next_assignment(study, user, now=now)
-    if assignment is not None:
-        queue.submit_vote(study, user, assignment.token, choice, rationale, now=now)
-    return assignment
 
 
 def live_load(comparison, now):

@@ -14,8 +14,7 @@ from django.core.management import call_command
 from annotations import queue
 from annotations.models import Comparison, Study
 from annotations.selection import open_study
-
-from .test_queue import make_annotator
+from tests.factories import make_annotator
 
 pytestmark = pytest.mark.django_db
 SAMSUM = Path(__file__).resolve().parents[2] / "demo/data/separability-paper/mistral-7b_vicuna-7b_samsum_pref_data.csv"
@@ -78,8 +77,7 @@ def test_threshold_study_serves_only_units_at_or_above_the_threshold(samsum_unit
 def test_identical_or_empty_pairs_are_never_served():
     """PandaLM's demo compared identical texts 95 times: nothing for a human to judge."""
     from annotations.models import Comparison
-
-    from .test_queue import make_study
+    from tests.factories import make_study
 
     study = make_study(slug="same-texts", n_instances=3,
                        texts=lambda i, system, s: "Same answer." if i == 0 else f"{system.name} answer {i}")

@@ -5,8 +5,7 @@ from django.test import Client
 
 from annotations.forms import StudyForm
 from annotations.models import Comparison, Dataset, InviteLink, Study, System
-
-from .test_queue import make_annotator, make_study
+from tests.factories import make_annotator, make_study
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,7 @@ import pytest
 import requests
 
 from annotations.models import InviteLink, Vote
-
-from .test_queue import make_study
+from tests.factories import make_study
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 

@@ -5,9 +5,9 @@ import pytest
 from django.test import Client
 
 from annotations.models import Assignment, Comparison, Study, Vote
+from tests.factories import make_study
 
 from .test_annotate_view import invited_client
-from .test_queue import make_study
 
 pytestmark = pytest.mark.django_db
 HX = {"HTTP_HX_REQUEST": "true"}

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
 from annotations.models import AnnotatorProfile, Comparison, Dataset, Generation, Instance, Study, System, Vote
-from tests.dashboard.factories import make_annotator, make_study
+from tests.factories import make_account, make_voted_study
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +35,7 @@ GOOD = jsonl({"instance_id": "q1", "input": "Say hi.", "system": "sys-one", "gen
 
 @pytest.fixture
 def study():
-    return make_study("api-study")
+    return make_voted_study("api-study")
 
 
 def test_import_generations_then_votes(staff_client):
@@ -238,7 +238,7 @@ def test_token_for_staff_and_token_authentication(client, staff_client, study):
 def test_annotator_token_is_refused_and_command_line_token_works(client, staff_user):
     from rest_framework.authtoken.models import Token
 
-    annotator = make_annotator("token-annotator")
+    annotator = make_account("token-annotator")
     key = Token.objects.create(user=annotator).key
     assert client.get("/api/v1/studies/", HTTP_AUTHORIZATION=f"Token {key}").status_code == 403
     call_command("drf_create_token", staff_user.username, stdout=io.StringIO())

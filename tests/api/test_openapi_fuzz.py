@@ -38,7 +38,7 @@ from schemathesis.specs.openapi.checks import (
 
 from evalsite.wsgi import application
 from lib.middleware import NUL_DETAIL
-from tests.dashboard.factories import SYSTEMS, make_annotator, make_study
+from tests.factories import SYSTEMS, make_account, make_voted_study
 from tests.fuzz import inputs
 
 # Fetched through the app itself; the schema view needs no database.
@@ -126,7 +126,7 @@ def seeded(transactional_db, one_connection):
     from ranking.services import refresh_snapshots
     from separability.models import Alignment
 
-    study = make_study(STUDY)
+    study = make_voted_study(STUDY)
     alpha, beta = sorted(System.objects.filter(name__in=SYSTEMS), key=lambda s: s.pk)
     for n, instance in enumerate(Instance.objects.filter(dataset__slug=DATASET).order_by("pk")):
         Alignment.objects.create(instance=instance, system_a=alpha, system_b=beta, metric="rouge1", self_a=0.8,
@@ -166,7 +166,7 @@ def test_no_api_operation_answers_a_server_error_or_off_schema_and_failures_writ
 def annotator(db, one_connection):
     """A signed-up annotator, not staff. The refused calls never reach a view, so no seeded study and
     no committed transactions are needed: the test transaction is rolled back (faster than a flush)."""
-    return make_annotator("fuzz-annotator")
+    return make_account("fuzz-annotator")
 
 
 @schema.parametrize()

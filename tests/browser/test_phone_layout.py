@@ -19,7 +19,7 @@ from django.db import transaction
 from annotations.imports.write import store_historical_vote
 from annotations.models import Comparison, Dataset, Generation, Instance, InviteLink, Study, System
 from annotations.selection import open_study
-from tests.dashboard.factories import make_annotator
+from tests.factories import make_account
 
 # Playwright's sync API runs an event loop in this thread; Django would refuse ORM calls next to it.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -154,7 +154,7 @@ def voted_study(slug: str, name: str, systems, n_instances: int, k: int, seed: i
     study.systems.set(System.objects.filter(name__in=systems))
     open_study(study)
     compute_rouge_separability(dataset)
-    annotators = [make_annotator(f"{slug}-annotator-{n}") for n in range(3)]
+    annotators = [make_account(f"{slug}-annotator-{n}") for n in range(3)]
     number = 0
     for comparison in Comparison.objects.filter(study=study).select_related("system_a", "system_b").order_by("id"):
         a, b = STRENGTH.get(comparison.system_a.name, 0.5), STRENGTH.get(comparison.system_b.name, 0.5)
@@ -170,7 +170,7 @@ def voted_study(slug: str, name: str, systems, n_instances: int, k: int, seed: i
 @pytest.fixture
 def world():
     """Two voted studies (five systems, two systems), an annotator study with a long item, a staff user."""
-    from tests.annotations.test_queue import make_study as make_queue_study
+    from tests.factories import make_study as make_queue_study
 
     with transaction.atomic():
         five = voted_study("five-models", "Instruction following with five models, each with a long name",

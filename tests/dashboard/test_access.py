@@ -6,8 +6,7 @@ from django.urls import reverse
 from dashboard.models import ExportJob
 from dashboard.tasks import write_export
 from separability.models import SeparabilityRun
-
-from .factories import make_study
+from tests.factories import make_voted_study
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +19,7 @@ def objects(media_root, monkeypatch):
     from dashboard import runs
     from separability import services
 
-    study = make_study("access")
+    study = make_voted_study("access")
     run = SeparabilityRun.objects.create(dataset=study.dataset, metrics=["rouge1"], total=4)
     job = ExportJob.objects.create(study=study, format="csv")
     write_export(job.pk)
@@ -85,7 +84,7 @@ def ask(client, method, url):
 
 @pytest.mark.parametrize("kind,method,template,staff_status", ROUTES, ids=[f"{m} {t}" for _, m, t, _ in ROUTES])
 def test_access(client, django_user_model, objects, kind, method, template, staff_status):
-    from .factories import make_annotator
+    from tests.factories import make_account
 
     url = template.format(**objects)
 
@@ -99,7 +98,7 @@ def test_access(client, django_user_model, objects, kind, method, template, staf
     else:
         assert anonymous.status_code == 200, url
 
-    client.force_login(make_annotator("someone"))
+    client.force_login(make_account("someone"))
     as_annotator = ask(client, method, url)
     if kind in ("dashboard", "api"):
         assert as_annotator.status_code == 403, url

@@ -9,15 +9,14 @@ from annotations.models import Vote
 from dashboard import exports, queries
 from dashboard.models import ExportJob
 from separability.models import SeparabilityRun
-
-from .factories import make_study
+from tests.factories import make_voted_study
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def study():
-    return make_study("views")
+    return make_voted_study("views")
 
 
 def test_progress_counts_target_active_annotators_and_leases(study):
@@ -82,7 +81,7 @@ def test_embedded_run_starts_in_a_background_thread(monkeypatch):
     from dashboard import runs
     from separability import services
 
-    study = make_study("threaded")
+    study = make_voted_study("threaded")
 
     def fake_compute(slug, metrics=None):
         return SeparabilityRun.objects.create(dataset=study.dataset, metrics=["rouge1"], total=4)
@@ -136,7 +135,7 @@ def test_separability_page_without_results_offers_a_run(study, staff_client):
 
 
 def test_a_study_without_votes_renders(staff_client):
-    empty = make_study("empty", annotators=0)
+    empty = make_voted_study("empty", annotators=0)
     response = staff_client.get(f"/dashboard/studies/{empty.slug}/")
     assert response.status_code == 200
     assert response.context["agreement"]["krippendorff_alpha"]["value"] is None

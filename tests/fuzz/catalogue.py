@@ -211,7 +211,7 @@ def write_rows() -> list[Row]:
     from annotations.imports.parse import parse_generations
     from annotations.imports.write import write_generations, write_pairwise, write_votes
     from annotations.services import get_or_create_dataset
-    from tests.annotations.test_queue import make_study
+    from tests.factories import make_study
 
     rows: list[Row] = []
     study = make_study(slug="catalogue", n_instances=2, k=1, systems=("alpha-model", "beta-model"))

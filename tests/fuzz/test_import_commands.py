@@ -30,7 +30,7 @@ from annotations.models import (
     Vote,
 )
 from ranking.models import LeaderboardSnapshot, RatingState
-from tests.annotations.test_queue import make_study
+from tests.factories import make_study
 
 from . import inputs
 from .known_bugs import tolerated

@@ -12,7 +12,7 @@ from annotations.imports.parse import ImportFileError, parse_generations_csv, pa
 from annotations.imports.parse import ImportFileError as VoteFileError
 from annotations.models import Generation, Instance, Vote
 from tests.annotations.test_annotate_view import invited_client
-from tests.annotations.test_queue import make_study
+from tests.factories import make_study
 
 from . import inputs
 

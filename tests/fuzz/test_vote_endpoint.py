@@ -21,7 +21,7 @@ from annotations.models import Assignment, Comparison, Vote
 from annotations.queue import RATIONALE_MAX_CHARS, decode_choice
 from ranking.models import RatingState
 from tests.annotations.test_annotate_view import invited_client
-from tests.annotations.test_queue import make_study
+from tests.factories import make_study
 
 pytestmark = pytest.mark.django_db
 

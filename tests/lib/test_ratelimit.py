@@ -7,7 +7,7 @@ from django.test import Client
 from annotations.models import InviteLink
 from lib.models import RateCounter
 from lib.ratelimit import Rate, hit, peek, reset
-from tests.annotations.test_queue import make_study
+from tests.factories import make_study
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from annotations.selection import close_study
 from ranking.models import LeaderboardRelease
 from ranking.services import refresh_snapshots, release_leaderboard
 from ranking.tasks import recompute_leaderboards
-from tests.annotations.test_queue import make_study
+from tests.factories import make_study
 
 pytestmark = pytest.mark.django_db
 HX = {"HTTP_HX_REQUEST": "true"}

@@ -1,39 +1,22 @@
 """The Elo kept in RatingState, one O(1) update per stored vote, must equal a full replay of the votes.
-
-Also holds the small builders the other leaderboard tests import (`make_study`, `add_vote`).
 """
 import random
-from datetime import UTC, datetime, timedelta
 from itertools import combinations
 
 import numpy as np
 import pytest
-from django.contrib.auth import get_user_model
 
-from annotations.imports.write import store_historical_vote
-from annotations.models import Comparison, Dataset, Generation, Instance, Study, System, Vote
-from annotations.services import canonical_pair, get_or_create_comparison
+from annotations.models import Study
 from ranking.models import RatingState
 from ranking.ratings import compute_leaderboard, elo, factorize_systems, scores_from_winners
-from ranking.services import apply_vote_to_ratings, rebuild_elo_states, separability_weight
+from ranking.services import rebuild_elo_states, separability_weight
+from tests.factories import add_vote
+from tests.factories import make_rating_study as make_study
 
 pytestmark = pytest.mark.django_db
 
-START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
-def make_study(slug="elo-study", systems=("alpha", "beta", "gamma", "delta"), n_instances=5,
-               status=Study.Status.OPEN, **fields) -> Study:
-    """A dataset with one output per (instance, system) and a study over it (no comparisons yet)."""
-    dataset = Dataset.objects.create(slug=f"{slug}-data")
-    system_objs = [System.objects.get_or_create(name=name)[0] for name in systems]
-    for i in range(n_instances):
-        instance = Instance.objects.create(dataset=dataset, external_id=f"x{i}", input=f"Input {i}")
-        Generation.objects.bulk_create([Generation(instance=instance, system=s, sample_index=0, text=f"{s.name} {i}")
-                                        for s in system_objs])
-    study = Study.objects.create(slug=slug, name=f"Study {slug}", dataset=dataset, status=status, **fields)
-    study.systems.set(system_objs)
-    return study
 
 
 class VoteLog:
@@ -58,36 +41,6 @@ class VoteLog:
         return dict(zip(names, ratings.tolist(), strict=True))
 
 
-def add_vote(study, x, y, outcome, instance=0, separability=None, log=None, apply=True, gold=False,
-             excluded=False) -> Vote:
-    """Store one vote between systems named x and y on `instance`; outcome is "x", "y", "tie" or "both_bad".
-
-    The comparison is created (with that separability) on first use. Votes are one minute apart, in call
-    order, and go through `apply_vote_to_ratings` like a live vote unless apply=False."""
-    generations = {g.system.name: g for g in Generation.objects.filter(
-        instance__dataset=study.dataset, instance__external_id=f"x{instance}", system__name__in=(x, y),
-    ).select_related("system")}
-    gen_a, gen_b, swapped = canonical_pair(generations[x], generations[y])
-    comparison, _ = get_or_create_comparison(study, gen_a, gen_b, separability=separability)
-    if gold and not comparison.is_gold:
-        Comparison.objects.filter(pk=comparison.pk).update(is_gold=True, gold_answer="a")
-        comparison.refresh_from_db()
-    winner = {"x": "b" if swapped else "a", "y": "a" if swapped else "b"}.get(outcome, outcome)
-    number = Vote.objects.count()
-    annotator = get_user_model().objects.create(username=f"voter-{number}")
-    vote = store_historical_vote(comparison, annotator, winner, START + timedelta(minutes=number))
-    if excluded:
-        vote.excluded = True
-        vote.exclusion_reason = "test"
-        vote.save(update_fields=["excluded", "exclusion_reason"])
-    if apply:
-        apply_vote_to_ratings(vote)
-    if log is not None:
-        log.system_a.append(comparison.system_a.name)
-        log.system_b.append(comparison.system_b.name)
-        log.winner.append(winner)
-        log.weight.append(separability_weight(comparison.separability))
-    return vote
 
 
 def stored(study, method):

@@ -145,9 +145,9 @@ def test_cli_exit_status_and_no_database(tmp_path):
 
 @pytest.mark.django_db
 def test_study_json_and_table():
-    from .test_incremental_elo import add_vote, make_study
+    from tests.factories import add_vote, make_rating_study
 
-    study = make_study("cmd-study", systems=("alpha", "beta", "gamma"))
+    study = make_rating_study("cmd-study", systems=("alpha", "beta", "gamma"))
     for x, y, outcome in [("alpha", "beta", "x")] * 6 + [("beta", "gamma", "x")] * 4 + [("gamma", "alpha", "y")] * 3:
         add_vote(study, x, y, outcome, separability=0.5, apply=False)
 

@@ -10,8 +10,7 @@ from annotations.models import Study
 from ranking.models import LeaderboardSnapshot
 from ranking.presenters import leaderboard_payload
 from ranking.services import refresh_snapshots, release_leaderboard
-
-from .test_incremental_elo import add_vote, make_study
+from tests.factories import add_vote, make_rating_study
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +21,7 @@ def weighting_flips_study(slug="flips", names=("alpha", "beta", "gamma"), **fiel
     """alpha beats beta on separable instances, beta beats alpha more often on inseparable ones, and gamma
     loses to both: the plain methods put beta first, the weighted ones alpha."""
     alpha, beta, gamma = names
-    study = make_study(slug, systems=names, n_instances=4, **fields)
+    study = make_rating_study(slug, systems=names, n_instances=4, **fields)
     plan = ([(alpha, beta, "x", 0, 0.9)] * 25 + [(alpha, beta, "y", 1, 0.0)] * 45
             + [(alpha, gamma, "x", 2, 0.5)] * 15 + [(beta, gamma, "x", 3, 0.5)] * 15)
     random.Random(7).shuffle(plan)
@@ -90,7 +89,7 @@ def test_page_shows_every_column_and_marks_rank_changes(staff_client):
 def test_without_separability_the_weighted_boards_are_the_plain_ones_and_say_so(staff_client):
     """Weighted boards used to vanish ("every vote has weight 0") without separability; with the weight
     floor they rank every system and say they equal the plain boards (docs/leaderboards.md)."""
-    study = make_study("no-separability", systems=("alpha", "beta"))
+    study = make_rating_study("no-separability", systems=("alpha", "beta"))
     for i in range(6):
         add_vote(study, "alpha", "beta", "x" if i % 3 else "y", instance=i % 5, separability=None, apply=False)
     html = staff_client.get(f"/leaderboard/{study.slug}/").content.decode()
@@ -103,7 +102,7 @@ def test_without_separability_the_weighted_boards_are_the_plain_ones_and_say_so(
 
 
 def test_disconnected_votes_give_a_message_and_no_table(staff_client):
-    study = make_study("islands")
+    study = make_rating_study("islands")
     add_vote(study, "alpha", "beta", "x", separability=0.5, apply=False)
     add_vote(study, "gamma", "delta", "x", separability=0.5, apply=False)
     html = staff_client.get(f"/leaderboard/{study.slug}/").content.decode()
@@ -155,7 +154,7 @@ def test_unpublished_leaderboards_are_404_except_for_staff(client, django_user_m
 
 def test_released_studies_are_public_and_the_index_lists_them(client):
     open_study = weighting_flips_study("open-one")
-    closed = make_study("closed-one", systems=("alpha", "beta"), status=Study.Status.CLOSED)
+    closed = make_rating_study("closed-one", systems=("alpha", "beta"), status=Study.Status.CLOSED)
     add_vote(closed, "alpha", "beta", "x", apply=False)
     unreleased = weighting_flips_study("not-yet")
     for study in (open_study, closed):
@@ -187,7 +186,7 @@ def test_page_says_the_rating_is_the_bootstrap_median_and_ranks_weighted_boards_
     and with no separability at all the weighted methods are the plain boards, saying so, not an error.
     (Seen as staff: the live standings, whatever the public release policy.)"""
     client.force_login(django_user_model.objects.create_user("median-staff", password="x-pass-123", is_staff=True))
-    study = make_study("no-separability-floor", systems=("alpha", "beta", "gamma"))
+    study = make_rating_study("no-separability-floor", systems=("alpha", "beta", "gamma"))
     for i in range(12):
         x, y = [("alpha", "beta"), ("beta", "gamma"), ("alpha", "gamma")][i % 3]
         add_vote(study, x, y, "x" if i % 4 else "y", instance=i % 5, separability=None, apply=False)

@@ -8,7 +8,7 @@ from django.test import Client
 from annotations.models import InviteLink
 from ranking import services
 from ranking.models import LeaderboardSnapshot
-from tests.annotations.test_queue import make_study
+from tests.factories import make_study
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

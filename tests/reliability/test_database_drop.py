@@ -21,8 +21,8 @@ import annotations.queue as queue_module
 import ranking.services as rating_services
 from annotations.models import Assignment, Comparison, InviteLink, Vote
 from ranking.models import RatingState
-from tests.annotations.test_queue import make_study
 from tests.conftest import database_url_for_subprocess
+from tests.factories import make_study
 
 from .conftest import wait_until
 

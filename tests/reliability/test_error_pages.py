@@ -6,7 +6,7 @@ from django.test import RequestFactory
 from django.views.defaults import server_error
 
 from tests.annotations.test_annotate_view import invited_client
-from tests.annotations.test_queue import make_study
+from tests.factories import make_study
 
 
 def test_server_error_page_renders_without_the_database_and_says_what_to_do():

@@ -26,7 +26,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from annotations.models import Assignment, Comparison, InviteLink, Study, Vote
-from tests.annotations.test_queue import make_study
+from tests.factories import make_study
 
 from .conftest import Annotator, wait_until
 

@@ -20,8 +20,8 @@ import requests
 
 from annotations.models import Comparison, InviteLink, Vote
 from ranking.models import LeaderboardSnapshot, RatingState
-from tests.annotations.test_queue import make_study
 from tests.conftest import WorkerProcess
+from tests.factories import make_study
 
 from .conftest import Annotator, SiteServer, free_port, wait_until
 

@@ -18,8 +18,8 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from annotations.models import InviteLink
-from tests.annotations.test_queue import make_study as make_queue_study
-from tests.dashboard.factories import make_study as make_voted_study
+from tests.factories import make_study as make_queue_study
+from tests.factories import make_voted_study
 
 # Playwright's sync API runs an event loop in this thread; Django would refuse ORM calls next to it.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"

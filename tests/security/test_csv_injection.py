@@ -19,7 +19,7 @@ from annotations.models import AnnotatorProfile, Instance, System, Vote
 from dashboard import exports
 from dashboard.models import ExportJob
 from lib.csvsafe import FORMULA_TRIGGERS, escape_cell, unescape_cell
-from tests.dashboard.factories import make_study
+from tests.factories import make_voted_study
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +29,7 @@ NAMES = {"system_a": "-alpha", "system_b": "+beta", "instance_id": "@x0", "annot
 
 @pytest.fixture
 def hostile_study(db):
-    study = make_study(slug="csv-injection", n_instances=1, k=1, annotators=1, leave_open=0)
+    study = make_voted_study(slug="csv-injection", n_instances=1, k=1, annotators=1, leave_open=0)
     System.objects.filter(name="alpha-model").update(name=NAMES["system_a"])
     System.objects.filter(name="beta-model").update(name=NAMES["system_b"])
     Instance.objects.filter(dataset=study.dataset).update(external_id=NAMES["instance_id"])

@@ -16,14 +16,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from annotations.models import InviteLink, Vote
-from tests.dashboard.factories import make_study
+from tests.factories import make_voted_study
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def study(db):
-    return make_study(slug="hygiene", n_instances=2, annotators=1)
+    return make_voted_study(slug="hygiene", n_instances=2, annotators=1)
 
 
 def assert_refused(response, api=False):

@@ -9,7 +9,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from dashboard.models import ExportJob
-from tests.dashboard.factories import make_study
+from tests.factories import make_voted_study
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +21,7 @@ POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; style-src-at
 
 @pytest.fixture
 def study(db):
-    return make_study(slug="headers", n_instances=2, annotators=2)
+    return make_voted_study(slug="headers", n_instances=2, annotators=2)
 
 
 def test_every_html_page_carries_the_policy_and_anonymous_pages_stay_cacheable(client, study):

@@ -13,7 +13,7 @@ from annotations.models import AnnotatorProfile, InviteLink, Study, Vote
 from dashboard.models import ExportJob
 from ranking.services import release_leaderboard
 from separability.models import SeparabilityRun
-from tests.annotations.test_queue import make_study
+from tests.factories import make_study
 
 ANON, ANNOTATOR, STAFF = "anonymous", "annotator", "staff"
 LOGIN = "login"  # a redirect to the login page
