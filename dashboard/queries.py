@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from annotations.models import AnnotatorExclusion, Assignment, Comparison, Generation, ItemFlag, Study, Vote
 from lib.vocabulary import WEIGHTED_OF
+from ranking.presenters import RankShift
 
 from . import agreement
 
@@ -237,7 +238,8 @@ def compare_boards(plain: dict | None, weighted: dict | None) -> dict:
         w_pos, w = weighted_rows.get(system, (None, None))
         rows.append({
             "system": system, "plain": p, "weighted": w, "plain_position": p_pos, "weighted_position": w_pos,
-            "rank_change": (p["rank"] - w["rank"]) if p and w else None,
+            # the leaderboard page's RankShift, so both pages say the same of the same boards
+            "rank_change": RankShift(p["rank"], w["rank"]).change if p and w else None,
             "position_change": (p_pos - w_pos) if p_pos and w_pos else None,
         })
     return {"plain": plain, "weighted": weighted, "rows": rows,

@@ -126,8 +126,13 @@ class RankShift:
     weighted_rank: int
 
     @property
+    def change(self) -> int:
+        """Places gained under weighting: positive = ranked higher when weighted, 0 = the same rank."""
+        return self.plain_rank - self.weighted_rank
+
+    @property
     def places(self) -> int:
-        return abs(self.plain_rank - self.weighted_rank)
+        return abs(self.change)
 
     @property
     def direction(self) -> str:
