@@ -81,7 +81,9 @@ def test_study_comparisons_get_their_units_separability(tmp_path):
     dataset = import_first_instances(tmp_path, 2)
     compute_dataset_separability(dataset.slug)
     study = Study.objects.get(slug="cnn-small-study")
-    for comparison in Comparison.objects.filter(study=study):
+    comparisons = list(Comparison.objects.filter(study=study))
+    assert len(comparisons) == 2 * study.sample_pairs_per_unit  # every sample pair of both instances
+    for comparison in comparisons:
         alignment = Alignment.objects.get(instance=comparison.instance, metric=study.policy_metric)
         assert comparison.separability == pytest.approx(alignment.normalised)
 
@@ -96,7 +98,9 @@ def test_single_sample_systems_are_undefined_with_a_reason(tmp_path):
     call_command("import_generations", str(path), "--dataset", "k1", stdout=io.StringIO())
     run = compute_dataset_separability("k1")
     assert run.status == SeparabilityRun.Status.DONE
-    for alignment in Alignment.objects.all():
+    alignments = list(Alignment.objects.all())
+    assert len(alignments) == 3  # one pair, three metrics
+    for alignment in alignments:
         assert alignment.separability is None and alignment.normalised is None
         assert "sample" in alignment.undefined_reason
 
