@@ -265,6 +265,9 @@ class Vote(models.Model):
     class Source(models.TextChoices):
         LIVE = "live", "Collected here"
         IMPORTED = "imported", "Imported"
+        # An LLM judge's verdict (the `judges` app): never counted in the human leaderboards, agreement or
+        # consistency; the judge's account is a `judge~<name>` user (imports.write.get_or_create_judge_account).
+        JUDGE = "judge", "LLM judge"
 
     assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="vote")
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="votes")

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "annotations",
     "separability",
     "ranking",
+    "judges",
     "dashboard",
     "api",
     "demo",

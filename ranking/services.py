@@ -51,7 +51,8 @@ def score_of(winner: str, both_bad: str) -> float | None:
 
 
 def counts_for_ratings(vote) -> bool:
-    return not vote.excluded and not vote.comparison.is_gold
+    """Human votes only: an LLM judge's verdicts (source `judge`) are never in the human boards."""
+    return not vote.excluded and not vote.comparison.is_gold and vote.source != "judge"
 
 
 def apply_vote_to_ratings(vote) -> None:
@@ -98,6 +99,7 @@ def study_vote_table(study):
     from annotations.models import Vote
 
     rows = (Vote.objects.filter(study=study, excluded=False, comparison__is_gold=False)
+            .exclude(source=Vote.Source.JUDGE)
             .order_by("submitted_at", "id")
             .values_list("comparison__system_a__name", "comparison__system_b__name", "winner",
                          "comparison__separability"))
@@ -243,7 +245,8 @@ def release_recompute_slot(study_id: int) -> None:
 def _counted_queryset(study):
     from annotations.models import Study, Vote
 
-    counted = Vote.objects.filter(study=study, excluded=False, comparison__is_gold=False)
+    counted = Vote.objects.filter(study=study, excluded=False, comparison__is_gold=False).exclude(
+        source=Vote.Source.JUDGE)
     if study.both_bad == Study.BothBad.DROP:
         counted = counted.exclude(winner=Vote.Winner.BOTH_BAD)
     return counted

@@ -18,6 +18,7 @@ def study_consistency(study, metric: str | None = None) -> dict:
     unit_info = {}
     for instance_id, ext_id, a_id, a_name, b_id, b_name, annotator_id, winner in (
         Vote.objects.filter(study=study, excluded=False, comparison__is_gold=False)
+        .exclude(source=Vote.Source.JUDGE)  # human consistency: an LLM judge's verdicts are not in it
         .order_by("submitted_at", "id")
         .values_list("comparison__instance_id", "comparison__instance__external_id", "comparison__system_a_id",
                      "comparison__system_a__name", "comparison__system_b_id", "comparison__system_b__name",

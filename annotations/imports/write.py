@@ -117,7 +117,24 @@ def write_generations(dataset, parsed: ParsedGenerations, progress: Progress = n
 
 
 IMPORTED_USERNAME_PREFIX = "imported~"  # "~" is outside Django's username validator: no sign-up can take it
+JUDGE_USERNAME_PREFIX = "judge~"  # an LLM judge's account (the judges app keeps its endpoint and prompt)
 CREATE_ATTEMPTS = 5
+
+
+def get_or_create_judge_account(name: str):
+    """The account an LLM judge's votes are stored under, site-wide, found again by its name (no usable
+    password: nobody signs in as a judge). The name is the judge's, shown to staff only."""
+    User = get_user_model()
+    username = JUDGE_USERNAME_PREFIX + name
+    if len(username) > (User._meta.get_field("username").max_length or 150):
+        raise ValueError(f"judge name {name!r} is too long")
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        user = User(username=username)
+        user.set_unusable_password()
+        user.save()
+        AnnotatorProfile.objects.create(user=user, pseudonym=new_pseudonym())
+    return user
 
 
 def get_or_create_imported_annotator(study: Study, external_id: str, summary: ImportSummary | None = None):
@@ -161,21 +178,25 @@ class HistoricalVotes:
     votes instead of two per vote (the PandaLM demo's 2,817 votes were 5,634 statements). Each vote is what
     `store_historical_vote` stores."""
 
-    def __init__(self) -> None:
-        self.rows: list[tuple[Comparison, User, str, datetime]] = []
+    def __init__(self, source: str = Vote.Source.IMPORTED) -> None:
+        self.source = source
+        self.rows: list[tuple[Comparison, User, str, datetime, bool]] = []
 
-    def add(self, comparison: Comparison, annotator: User, winner: str, submitted_at: datetime) -> None:
-        self.rows.append((comparison, annotator, winner, submitted_at))
+    def add(self, comparison: Comparison, annotator: User, winner: str, submitted_at: datetime,
+            left_is_a: bool = True) -> None:
+        """left_is_a: the order the votes were cast in when the file knows it (a judge's); else A by convention."""
+        self.rows.append((comparison, annotator, winner, submitted_at, left_is_a))
 
     def write(self) -> list[Vote]:
-        assignments = [Assignment(comparison=c, annotator=a, left_is_a=True, issued_at=t, expires_at=t,
-                                  served_at=None, completed_at=t) for c, a, _, t in self.rows]
+        assignments = [Assignment(comparison=c, annotator=a, left_is_a=left, issued_at=t, expires_at=t,
+                                  served_at=None, completed_at=t) for c, a, _, t, left in self.rows]
         Assignment.objects.bulk_create(assignments, batch_size=500)
         stored = Vote.objects.bulk_create([
             Vote(assignment=assignment, study_id=c.study_id, comparison=c, annotator=a,
-                 choice={"a": Vote.Choice.LEFT, "b": Vote.Choice.RIGHT}.get(w, w), winner=w, submitted_at=t,
-                 source=Vote.Source.IMPORTED, gold_passed=(w == c.gold_answer) if c.is_gold else None)
-            for assignment, (c, a, w, t) in zip(assignments, self.rows, strict=True)], batch_size=500)
+                 choice={"a": Vote.Choice.LEFT if left else Vote.Choice.RIGHT,
+                         "b": Vote.Choice.RIGHT if left else Vote.Choice.LEFT}.get(w, w), winner=w, submitted_at=t,
+                 source=self.source, gold_passed=(w == c.gold_answer) if c.is_gold else None)
+            for assignment, (c, a, w, t, left) in zip(assignments, self.rows, strict=True)], batch_size=500)
         self.rows = []
         return stored
 
@@ -292,9 +313,13 @@ def write_pairwise(parsed: ParsedPairwise, dataset_slug: str, study_slug: str, s
 
 
 def write_votes(parsed_votes: list[ParsedVote], study: Study, filename: str,
-                progress: Progress = no_progress) -> ImportSummary:
-    """Historical votes for an existing study; every name must resolve, or nothing is written."""
+                progress: Progress = no_progress, judge: str | None = None) -> ImportSummary:
+    """Historical votes for an existing study; every name must resolve, or nothing is written.
+
+    With `judge`, every vote is that LLM judge's (source `judge`, the file's annotator column ignored), and
+    the file's order is the order the judge saw: system_a was shown first."""
     summary = ImportSummary()
+    judge_account = get_or_create_judge_account(judge) if judge else None
     study_systems = {s.name: s for s in study.systems.all()}
     all_systems = {s.name: s for s in System.objects.filter(name__in={v.system_a for v in parsed_votes}
                                                              | {v.system_b for v in parsed_votes})}
@@ -306,7 +331,8 @@ def write_votes(parsed_votes: list[ParsedVote], study: Study, filename: str,
                                                       system__in=list(all_systems.values()))}
     in_file: dict[tuple[int, str], int] = {}
     annotators = {}
-    comparisons, stored = StudyComparisons(study), HistoricalVotes()
+    comparisons = StudyComparisons(study)
+    stored = HistoricalVotes(Vote.Source.JUDGE if judge_account else Vote.Source.IMPORTED)
     now = timezone.now()
     for vote in parsed_votes:
         instance = instances.get(vote.instance_id)
@@ -330,19 +356,23 @@ def write_votes(parsed_votes: list[ParsedVote], study: Study, filename: str,
         gen_a, gen_b, swapped = canonical_pair(*pair)
         comparison, created = comparisons.get(gen_a, gen_b)
         summary.comparisons_created += created
-        if vote.annotator not in annotators:
-            annotators[vote.annotator] = get_or_create_imported_annotator(study, vote.annotator, summary)
-        annotator = annotators[vote.annotator]
-        key = (comparison.pk, vote.annotator)
+        voter = f"judge {judge!r}" if judge else f"annotator {vote.annotator!r}"
+        if judge_account is not None:
+            annotator = judge_account
+        else:
+            if vote.annotator not in annotators:
+                annotators[vote.annotator] = get_or_create_imported_annotator(study, vote.annotator, summary)
+            annotator = annotators[vote.annotator]
+        key = (comparison.pk, judge if judge else vote.annotator)
         if key in in_file:
-            raise ImportFileError(filename, vote.line, "annotator", f"annotator {vote.annotator!r} already voted "
+            raise ImportFileError(filename, vote.line, "annotator", f"{voter} already voted "
                                   f"on this comparison on line {in_file[key]}")
         in_file[key] = vote.line
         if (comparison.pk, annotator.pk) in already:
-            raise ImportFileError(filename, vote.line, "annotator", f"annotator {vote.annotator!r} already has a "
+            raise ImportFileError(filename, vote.line, "annotator", f"{voter} already has a "
                                   f"stored vote on this comparison in study {study.slug!r}")
         winner = flip_winner(vote.winner) if swapped else vote.winner
-        stored.add(comparison, annotator, winner, vote.created_at or now)
+        stored.add(comparison, annotator, winner, vote.created_at or now, left_is_a=not swapped)
         summary.votes_created += 1
         progress(1)
     stored.write()

@@ -19,10 +19,11 @@ ALLOWED = {
     "annotations": {"lib"},
     "separability": {"annotations", "lib"},
     "ranking": {"annotations", "lib"},
-    "dashboard": {"ranking", "separability", "annotations", "lib"},
-    "api": {"dashboard", "ranking", "separability", "annotations", "lib"},
-    "demo": {"ranking", "separability", "annotations", "lib"},
-    "evalsite": {"api", "dashboard", "demo", "ranking", "separability", "annotations", "lib"},
+    "judges": {"ranking", "annotations", "lib"},
+    "dashboard": {"judges", "ranking", "separability", "annotations", "lib"},
+    "api": {"dashboard", "judges", "ranking", "separability", "annotations", "lib"},
+    "demo": {"judges", "ranking", "separability", "annotations", "lib"},
+    "evalsite": {"api", "dashboard", "demo", "judges", "ranking", "separability", "annotations", "lib"},
 }
 # Django-free cores: numbers and file formats only. They may use lib's pure modules and the one (pure) reader
 # of the import formats.
@@ -30,6 +31,7 @@ PURE = {
     "separability/engine.py", "separability/similarity.py", "separability/rouge.py", "separability/consistency.py",
     "ranking/elo.py", "ranking/bt.py", "ranking/ratings.py", "ranking/common.py", "ranking/cli.py",
     "annotations/imports/parse.py",
+    "judges/verdicts.py", "judges/metrics.py", "judges/cli.py", "judges/prompts.py", "demo/llmfao.py",
     "lib/vocabulary.py", "lib/csvsafe.py",
 }
 PURE_LIB = {"lib.vocabulary", "lib.csvsafe", "annotations.imports.parse"}

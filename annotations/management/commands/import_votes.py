@@ -1,5 +1,6 @@
-"""`import_votes FILE --study SLUG`: historical votes as CSV
-instance_id,system_a,system_b,sample_a,sample_b,winner,annotator[,created_at]."""
+"""`import_votes FILE --study SLUG [--judge NAME]`: historical votes as CSV
+instance_id,system_a,system_b,sample_a,sample_b,winner,annotator[,created_at]. With --judge, every vote is
+that LLM judge's verdict (kept apart from the human leaderboards; system_a is the output it saw first)."""
 from django.core.management.base import BaseCommand, CommandError
 
 from annotations.imports.parse import parse_votes_csv
@@ -16,6 +17,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("file")
         parser.add_argument("--study", required=True)
+        parser.add_argument("--judge", metavar="NAME", help="the votes are this LLM judge's verdicts (the annotator "
+                                                              "column is ignored; system_a was shown first)")
 
     def handle(self, *args, **options):
         study = Study.objects.filter(slug=options["study"]).first()
@@ -25,7 +28,7 @@ class Command(BaseCommand):
         def do_import():
             votes = parse_votes_csv(options["file"])
             with progress_bar(len(votes), "votes") as bar:
-                return write_votes(votes, study, options["file"], progress=bar.update)
+                return write_votes(votes, study, options["file"], progress=bar.update, judge=options["judge"])
 
         summary = run_atomically_or_exit(self, do_import)  # the leaderboards follow (signals.votes_changed)
         self.stdout.write(f"{study.slug}: {summary.as_text()}")
