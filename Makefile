@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install install-dev env chromium migrate demo serve bench clean screenshots
+.PHONY: run test lint install install-dev env chromium migrate demo serve bench clean screenshots bench-peers bench-peers-install
 
 $(VENV)/bin/python:
 	@echo "creating the virtualenv $(VENV)"
@@ -84,6 +84,28 @@ screenshots: install-dev env chromium
 bench: install-dev env
 	$(PY) bench/separability.py
 	$(PY) bench/ratings.py
+
+# The peers benchmark (issue 14): Label Studio and Potato, each in its own virtualenv under
+# bench/peers/.venvs/ (git-ignored), driven with this site by one load generator: python -m bench.peers.
+PEERS_VENVS := bench/peers/.venvs
+PEERS_ARGS ?= --clients 20 --seconds 30
+
+$(PEERS_VENVS)/label-studio/.installed:
+	@echo "installing label-studio==1.23.2 into $(@D)"
+	@$(PYTHON) -m venv $(@D)
+	@$(@D)/bin/python -m pip install -qq label-studio==1.23.2 gunicorn==27.0.1
+	@touch $@
+
+$(PEERS_VENVS)/potato/.installed:
+	@echo "installing potato-annotation==2.12.1 into $(@D)"
+	@$(PYTHON) -m venv $(@D)
+	@$(@D)/bin/python -m pip install -qq potato-annotation==2.12.1 gunicorn==27.0.1
+	@touch $@
+
+bench-peers-install: $(PEERS_VENVS)/label-studio/.installed $(PEERS_VENVS)/potato/.installed
+
+bench-peers: install-dev env bench-peers-install
+	$(PY) -m bench.peers $(PEERS_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3
