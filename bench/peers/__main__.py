@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.peers.summary import format_table, ratios_against
 from bench.peers.systems import PEERS, Options, run_label_studio, run_potato, run_site
-from bench.web_load import machine
+from bench.web_load import machine, summarise_profile
 
 SYSTEMS = ("site", "label-studio", "potato")
 OURS = "this site"
@@ -44,6 +44,12 @@ def parse_args(argv=None):
     parser.add_argument("--ls-venv", default=str(PEERS / ".venvs" / "label-studio"))
     parser.add_argument("--potato-venv", default=str(PEERS / ".venvs" / "potato"))
     parser.add_argument("--keep-db", action="store_true", help="leave the databases for inspection")
+    parser.add_argument("--profile", default="",
+                        help="record this site's gunicorn workers with py-spy during its phase into this file "
+                             "and print where the time goes (bench/web_load.py's summary)")
+    parser.add_argument("--profile-cpu", action="store_true", help="with --profile: only threads holding the GIL")
+    parser.add_argument("--site-settings", default="evalsite.settings",
+                        help="DJANGO_SETTINGS_MODULE of this site (default: the deployed evalsite.settings)")
     parser.add_argument("--json", default="", help="also write the results to this JSON file")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -69,7 +75,8 @@ def main(argv=None) -> int:
         ports={"site": args.port_base + 10, "label_studio": args.port_base + 20, "potato": args.port_base + 30,
                "closed": args.port_base + 99},
         work=work, ls_venv=Path(args.ls_venv), potato_venv=Path(args.potato_venv), client_procs=args.client_procs,
-        seed=args.seed, keep_db=args.keep_db)
+        seed=args.seed, keep_db=args.keep_db, profile=args.profile, profile_cpu=args.profile_cpu,
+        site_settings=args.site_settings)
     print(f"machine: {machine()}; load average before: {os.getloadavg()[0]:.2f}; {args.clients} clients, "
           f"{args.seconds:.0f} s per system; logs in {work}", flush=True)
     runs = []
@@ -88,7 +95,8 @@ def main(argv=None) -> int:
     for run in runs:
         audit = run.result.audit
         ok = audit.passed and run.clients_reported == args.clients
-        print(f"{run.result.system}: server CPU {run.server_cpu_ms_per_cycle:.1f} ms per cycle; "
+        print(f"{run.result.system}: CPU per cycle {run.server_cpu_ms_per_cycle:.1f} ms in the server, "
+              f"{run.client_cpu_ms_per_cycle:.1f} ms in the clients; "
               f"{audit.unacknowledged} stored but not acknowledged, {audit.doubled} doubled; "
               f"{run.clients_reported} clients reported, {run.ran_out} ran out of items")
         print(f"  [{'ok' if ok else 'FAIL'}] acknowledged = stored ({audit.lost} lost)")
@@ -99,10 +107,19 @@ def main(argv=None) -> int:
         if run.result.system == OURS:
             passed = ok and all(check_ok for _, check_ok, _ in run.checks)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
+    if args.profile:
+        what = "Python CPU (GIL holders)" if args.profile_cpu else "wall-clock samples"
+        print(f"\nprofile of this site's gunicorn workers during its phase, {what} ({args.profile}):")
+        try:
+            for line in summarise_profile(args.profile):
+                print("  " + line)
+        except OSError as exc:
+            print(f"  no profile: {exc}")
     if args.json:
         Path(args.json).write_text(json.dumps({
             "machine": machine(), "args": {k: v for k, v in vars(args).items()},
             "results": [dict(run.result.as_dict(), server_cpu_ms_per_cycle=run.server_cpu_ms_per_cycle,
+                             client_cpu_ms_per_cycle=run.client_cpu_ms_per_cycle,
                              checks=run.checks, errors=run.errors[:50], clients_reported=run.clients_reported)
                         for run in runs],
             "ratios": ratios_against(results, OURS),

@@ -68,12 +68,16 @@ class Options:
     client_procs: int = 2
     seed: int = 0
     keep_db: bool = False
+    profile: str = ""  # py-spy output file for this site's gunicorn workers (empty: no profile)
+    profile_cpu: bool = False  # only threads holding the GIL
+    site_settings: str = "evalsite.settings"  # DJANGO_SETTINGS_MODULE of this site (to try a settings change)
 
 
 @dataclass
 class Run:
     result: SystemResult
     server_cpu_ms_per_cycle: float
+    client_cpu_ms_per_cycle: float
     errors: list = field(default_factory=list)
     checks: list = field(default_factory=list)  # (name, ok, detail) beyond acknowledged = stored
     clients_reported: int = 0
@@ -91,14 +95,26 @@ def _http_ok(url: str) -> bool:
     return requests.get(url, timeout=5).status_code == 200
 
 
-def _drive(name: str, driver: str, target: dict, opts: Options, server: subprocess.Popen) -> tuple[PhaseResult, float]:
+def _drive(name: str, driver: str, target: dict, opts: Options, server: subprocess.Popen,
+           profile: str = "") -> tuple[PhaseResult, float]:
     cpu: dict = {}
 
     def on_start(start, end):
         cpu["before"] = server_cpu(server.pid)
+        if profile:  # py-spy over the server's processes for the timed window (as web_load --profile)
+            cpu["profiler"] = subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(server.pid), "--subprocesses",
+                 "--rate", "100", "--format", "raw", "--duration", str(int(opts.seconds)), "--output", profile,
+                 "--nonblocking", *(["--gil"] if opts.profile_cpu else [])],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
 
     phase = run_closed_loop(driver, target, opts.clients, opts.seconds, opts.client_procs, opts.seed,
                             on_start=on_start)
+    if "profiler" in cpu:
+        try:
+            cpu["profiler"].wait(60)
+        except subprocess.TimeoutExpired:
+            cpu["profiler"].kill()
     # CPU of the server's process tree over the whole phase (cycles still running at the end included).
     spent = server_cpu(server.pid) - cpu["before"]
     print(f"{name}: {len(phase.records)} cycles recorded, {len(phase.acknowledged)} acknowledged", flush=True)
@@ -108,8 +124,9 @@ def _drive(name: str, driver: str, target: dict, opts: Options, server: subproce
 def _run(name: str, phase: PhaseResult, cpu_s: float, audit: Reconciliation, opts: Options, checks=(), note=""):
     cycles = summarise_cycles(phase.records, phase.start, phase.end)
     result = SystemResult(name, cycles, audit, note)
-    per_cycle = 1000 * cpu_s / max(1, len([r for r in phase.records if r[2]]))
-    return Run(result, per_cycle, phase.errors, list(checks), phase.clients_reported, phase.ran_out)
+    done = max(1, len([r for r in phase.records if r[2]]))
+    return Run(result, 1000 * cpu_s / done, 1000 * phase.client_cpu_s / done, phase.errors, list(checks),
+               phase.clients_reported, phase.ran_out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -121,7 +138,7 @@ def run_site(opts: Options) -> tuple[Run, list[tuple[int, str, str]]]:
     database = "peers_site"
     create_database(opts.pg_url, database)
     env_extra = {
-        "DJANGO_SETTINGS_MODULE": "evalsite.settings", "DATABASE_URL": f"{opts.pg_url}/{database}",
+        "DJANGO_SETTINGS_MODULE": opts.site_settings, "DATABASE_URL": f"{opts.pg_url}/{database}",
         "REDIS_URL": f"{opts.redis_url}/{opts.cache_db}", "CELERY_BROKER_URL": f"{opts.redis_url}/{opts.broker_db}",
         "STATIC_MANIFEST": "0", "VOTE_RATE_LIMIT": "1000000/m", "CONN_MAX_AGE": "60", "DEBUG": "false",
         "GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "4", "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
@@ -159,7 +176,7 @@ def run_site(opts: Options) -> tuple[Run, list[tuple[int, str, str]]]:
                          "--hostname", f"peers-{os.getpid()}@%h"], dict(os.environ), worker_log)
         wait_for(lambda: b"ready." in worker_log.read_bytes(), 120, "celery worker", worker, worker_log)
         target = {"base": base, "slug": study.slug, "invite_url": f"{base}/invite/{invite.token}/"}
-        phase, cpu_s = _drive("site", "bench.peers.drivers:SiteClient", target, opts, gunicorn)
+        phase, cpu_s = _drive("site", "bench.peers.drivers:SiteClient", target, opts, gunicorn, opts.profile)
     finally:
         stop_process(worker)
         stop_process(gunicorn)
