@@ -67,6 +67,21 @@ PANDALM_DATASET = "pandalm"
 PANDALM_STUDY = "pandalm-instructions"
 PANDALM_SOURCE = ("WeOpenML/PandaLM @ 3871806e, data/testset-v1.json (Wang et al., ICLR 2024). Apache-2.0.")
 PANDALM_LABELS = {0: "tie", 1: "first", 2: "second"}
+LLMFAO_DIR = "llmfao"
+LLMFAO_DATASET = "llmfao"
+LLMFAO_STUDY = "llmfao-chat"
+LLMFAO_SOURCE = ("dustalov/llmfao @ 9e224e94 (Ustalov, LLMFAO; prompts, models and outputs from the llmonitor.com "
+                 "crowdsourced benchmark). CC BY 4.0.")
+LLMFAO_JUDGE_SYSTEM = "GPT 4"  # models.jsonl: api_id "gpt-4", the model LLMFAO's judge verdicts came from
+HISTORY_ONLY_STUDIES = (LLMFAO_STUDY,)  # loaded closed, never opened: see load_demo.load_llmfao
+
+
+def llmfao_judge_template() -> str:
+    """The prompt LLMFAO gave GPT-4 (gpt-instruction.txt), with this project's placeholders for its own."""
+    text = (DEMO_DIR / LLMFAO_DIR / "gpt-instruction.txt").read_text(encoding="utf-8")
+    for theirs, ours in (("$text", "$question"), ("$result_x", "$answer_a"), ("$result_y", "$answer_b")):
+        text = text.replace(theirs, ours)
+    return text
 
 
 @dataclass

@@ -23,5 +23,6 @@ urlpatterns = [
     path("dashboard/", include("dashboard.urls")),
     path("api/", include("api.urls")),
     path("leaderboard/", include("ranking.urls")),
+    path("judges/", include("judges.urls")),
     path("", include("annotations.urls")),
 ]

@@ -21,7 +21,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ..models import AnnotatorProfile, Assignment, Comparison, Generation, Instance, Study, System, Vote
-from ..services import canonical_pair, get_or_create_comparison, get_or_create_dataset, new_pseudonym
+from ..services import (
+    canonical_pair,
+    get_or_create_comparison,
+    get_or_create_dataset,
+    new_pseudonym,
+    unit_key_for,
+)
 from ..signals import votes_changed_on_commit
 from .parse import (
     ImportFileError,
@@ -207,9 +213,33 @@ class StudyComparisons:
     def __init__(self, study: Study):
         self.study = study
         self.known = {(c.generation_a_id, c.generation_b_id): c for c in Comparison.objects.filter(study=study)}
+        self.fresh: set[tuple[int, int]] = set()  # bulk-created, not yet reported as created by `get`
+
+    def create_missing(self, pairs: Iterable[tuple[Generation, Generation]]) -> None:
+        """Create the comparisons of these canonical pairs that do not exist yet, in bulk (the LLMFAO demo's
+        1,850 were 7,400 statements one by one); `get` then reports each as created on its first use."""
+        missing: dict[tuple[int, int], Comparison] = {}
+        for a, b in pairs:
+            key = (a.pk, b.pk)
+            if key not in self.known and key not in missing:
+                missing[key] = Comparison(
+                    study=self.study, generation_a=a, generation_b=b, instance_id=a.instance_id,
+                    system_a_id=a.system_id, system_b_id=b.system_id,
+                    unit_key=unit_key_for(a.instance_id, a.system_id, b.system_id))
+        if not missing:
+            return
+        Comparison.objects.bulk_create(list(missing.values()), batch_size=500)
+        stored = {(c.generation_a_id, c.generation_b_id): c for c in Comparison.objects.filter(
+            study=self.study, generation_a_id__in={a for a, _ in missing})}
+        for key in missing:
+            self.known[key] = stored[key]
+            self.fresh.add(key)
 
     def get(self, generation_a: Generation, generation_b: Generation) -> tuple[Comparison, bool]:
         key = (generation_a.pk, generation_b.pk)
+        if key in self.fresh:
+            self.fresh.discard(key)
+            return self.known[key], True
         if key in self.known:
             return self.known[key], False
         comparison, created = get_or_create_comparison(self.study, generation_a, generation_b)
@@ -248,6 +278,8 @@ def store_judgments(study: Study, judgments: Iterable[Judgment], summary: Import
     annotators: dict[str, User] = {}
     already = set(Vote.objects.filter(study=study).values_list("comparison_id", "annotator_id"))
     comparisons, votes = StudyComparisons(study), HistoricalVotes()
+    judgments = list(judgments)
+    comparisons.create_missing(canonical_pair(j.first, j.second)[:2] for j in judgments)
     for judgment in judgments:
         gen_a, gen_b, swapped = canonical_pair(judgment.first, judgment.second)
         comparison, created = comparisons.get(gen_a, gen_b)

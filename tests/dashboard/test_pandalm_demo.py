@@ -96,7 +96,7 @@ def test_index_lists_every_demo_study_with_progress(demo, staff_client):
     response = staff_client.get("/dashboard/")
     rows = {row["study"].slug: row["progress"] for row in response.context["overview"]}
     papers = [paper.study for paper in demo_data.PAPER_DEMOS]
-    assert set(rows) == {*papers, STUDY}
+    assert set(rows) == {*papers, STUDY, demo_data.LLMFAO_STUDY}
     # The 750 historical votes count in the results but leave the live target (250 x 3) open to annotators.
     assert rows[papers[0]]["votes"] == rows[papers[0]]["target"] == 750 and rows[papers[0]]["counted"] == 0
     assert b"<progress" in response.content

@@ -13,12 +13,21 @@ from django.db import transaction
 from django.db.models import Q
 
 from annotations.imports.parse import parse_pairwise_csv
-from annotations.imports.write import Judgment, Preference, store_judgments, write_generations, write_pairwise
+from annotations.imports.write import (
+    Judgment,
+    Preference,
+    store_judgments,
+    write_generations,
+    write_pairwise,
+    write_votes,
+)
 from annotations.management.commands._importing import run_atomically_or_exit
 from annotations.models import Generation, InviteLink, Study, System, Vote
 from annotations.selection import open_study
 from annotations.services import get_or_create_dataset
 from demo import sources as demo
+from demo.llmfao import GPT4_FILE, GPT4_JUDGE, read_llmfao
+from judges.services import get_or_create_judge
 
 STAFF_USERNAME = "researcher"
 # The crowd files carry the two summaries but not the article or dialogue they summarise, so the
@@ -32,6 +41,9 @@ DEMO_INSTRUCTIONS = {
                         "specific and concise, without contradicting itself.",
     demo.PANDALM_STUDY: "Read the instruction and the two responses. Pick the response that follows the "
                         "instruction better and is more correct and helpful.",
+    demo.LLMFAO_STUDY: "Read the prompt and the two outputs. Pick the output that is more relevant to the prompt, "
+                       "coherent, grammatical and complete. Pick **Tie** if the outputs are identical or if neither "
+                       "performs the task correctly.",
 }
 # What earlier versions wrote; replaced by the texts above (a researcher's own edit is kept).
 OLD_DEMO_INSTRUCTIONS = {
@@ -81,12 +93,13 @@ class Command(BaseCommand):
             return
         mode = "skip" if options["skip_separability"] else options["separability"]
         studies = run_atomically_or_exit(self, self.load_data, say)
-        for slug in studies:
+        served = [slug for slug in studies if slug not in demo.HISTORY_ONLY_STUDIES]
+        for slug in served:
             open_study(Study.objects.get(slug=slug))
         self.rebuild_ratings(studies)
         password = secrets.token_urlsafe(9)
         self.ensure_staff(password)
-        invite = self.ensure_invite(studies)
+        invite = self.ensure_invite(served)
         invite_url = f"{options['base_url'].rstrip('/')}/invite/{invite.token}/"
         if mode == "now":
             self.compute_separability(say)
@@ -100,6 +113,11 @@ class Command(BaseCommand):
         say("Demo loaded:")
         for slug in studies:
             study = Study.objects.get(slug=slug)
+            if slug in demo.HISTORY_ONLY_STUDIES:
+                judged = study.votes.filter(source=Vote.Source.JUDGE).count()
+                say(f"  study {slug}: closed (history only), {study.votes.count() - judged} historical votes, "
+                    f"{judged} LLM judge verdicts (staff: /judges/{slug}/)")
+                continue
             served = study.comparisons.filter(selected=True, is_gold=False).count()
             say(f"  study {slug}: {served} comparisons to judge, {study.votes.count()} historical votes")
         say(f"  staff account: {STAFF_USERNAME} / {password}   (sign in at {options['base_url']}/accounts/login/)")
@@ -117,7 +135,46 @@ class Command(BaseCommand):
         say(f"{study.slug}: {summary_text}")
         say(f"{study.slug}: {skipped_text} (see demo/data/README.md)")
         studies.append(study.slug)
+        study, summary_text, skipped_text = self.load_llmfao()
+        say(f"{study.slug}: {summary_text}")
+        say(f"{study.slug}: {skipped_text} (see demo/data/README.md)")
+        studies.append(study.slug)
         return studies
+
+    def load_llmfao(self) -> tuple[Study, str, str]:
+        """LLMFAO's 59 models as a closed study (k = 1; history only: opened, every pair of models on every
+        prompt would be served, some 20,000 comparisons, where the crowd judged 2,139): the crowd's votes as
+        history, GPT-4's verdicts on the same pairs imported as the judge `gpt-4`, in the order GPT-4 saw them."""
+        data = read_llmfao(demo.DEMO_DIR / demo.LLMFAO_DIR)
+        dataset = get_or_create_dataset(demo.LLMFAO_DATASET)
+        summary = write_generations(dataset, data.generations)
+        systems = {s.name: s for s in System.objects.filter(name__in=data.systems)}
+        study, _ = Study.objects.get_or_create(
+            slug=demo.LLMFAO_STUDY,
+            defaults={"name": "LLMFAO chat models", "dataset": dataset, "votes_per_comparison": 5, "quota": 0,
+                      "status": Study.Status.CLOSED, "leaderboard_public": True},
+        )
+        study.systems.add(*systems.values())
+        self.describe(study, "LLMFAO: 59 chat models, crowd and GPT-4 (history only)", demo.LLMFAO_SOURCE)
+        generations = {(g.instance.external_id, g.system.name): g for g in
+                       Generation.objects.filter(instance__dataset=dataset).select_related("instance", "system")}
+        preferred: dict[str, Preference] = {"a": "first", "b": "second", "tie": "tie"}
+        crowd = data.judgeable(data.crowd)
+        store_judgments(study, (
+            Judgment(generations[(v.instance_id, v.system_a)], generations[(v.instance_id, v.system_b)], v.annotator,
+                     preferred[v.winner]) for v in crowd), summary)
+        judge = get_or_create_judge(GPT4_JUDGE, model="gpt-4", system_prompt="",
+                                    prompt_template=demo.llmfao_judge_template())
+        if judge.system_id is None and demo.LLMFAO_JUDGE_SYSTEM in systems:
+            judge.system = systems[demo.LLMFAO_JUDGE_SYSTEM]  # the judge's model is evaluated too: self-preference
+            judge.save(update_fields=["system"])
+        if not Vote.objects.filter(study=study, annotator=judge.account).exists():
+            summary.votes_created += write_votes(data.judgeable(data.gpt4), study, f"{demo.LLMFAO_DIR}/{GPT4_FILE}",
+                                                 judge=judge.name).votes_created
+        skipped, skipped_gpt4 = len(data.crowd) - len(crowd), len(data.gpt4) - len(data.judgeable(data.gpt4))
+        pairs = len({(v.instance_id, v.system_a, v.system_b) for v in data.gpt4})
+        return study, summary.as_text(), (f"skipped {len(data.empty_pairs)} of {pairs} pairs where a model's output "
+                                          f"is empty ({skipped} crowd votes, {skipped_gpt4} GPT-4 verdicts)")
 
     def describe(self, study, name, source):
         study.dataset.name, study.dataset.source = name, source
