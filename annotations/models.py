@@ -82,6 +82,7 @@ class Study(models.Model):
         THRESHOLD = "threshold", "Normalised separability ≥ threshold"
         TOP_FRACTION = "top_fraction", "Top fraction per system pair"
         PROPORTIONAL = "proportional", "Sample in proportion to separability"
+        ADAPTIVE = "adaptive", "Adaptive: undecided pairs and separable units first (priorities follow the votes)"
 
     class Rationale(models.TextChoices):
         OFF = "off", "Not asked"
@@ -243,6 +244,8 @@ class Assignment(models.Model):
         indexes = [
             models.Index(fields=["annotator", "completed_at"], name="assignment_annotator_open"),
             models.Index(fields=["comparison", "completed_at", "expires_at"], name="assignment_active_leases"),
+            # Leases out and who holds one, for the dashboard's progress without reading every assignment.
+            models.Index(fields=["expires_at"], condition=Q(completed_at__isnull=True), name="assignment_open_leases"),
         ]
 
     def __str__(self):
@@ -295,6 +298,10 @@ class Vote(models.Model):
         indexes = [
             models.Index(fields=["study", "submitted_at", "id"], name="vote_study_order"),
             models.Index(fields=["annotator", "study"], name="vote_annotator_study"),
+            # The few votes not collected here and the excluded ones, counted without reading every vote
+            # (the live ones are counted by Comparison.votes_count): dashboard.queries.study_progress.
+            models.Index(fields=["study"], condition=~Q(source="live"), name="vote_not_live"),
+            models.Index(fields=["study"], condition=Q(excluded=True), name="vote_excluded"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["comparison", "annotator"], name="vote_once_per_annotator"),

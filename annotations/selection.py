@@ -2,9 +2,10 @@
 
 Opening a study turns the chosen units into comparisons. The policy uses the stored normalised
 separability (docs/design.md §4) of the study's metric: all units, units at or above a threshold, the top
-fraction per system pair, or a seeded sample drawn in proportion to separability. Units whose
-separability is undefined (k < 2) are only eligible under "all". Re-opening is idempotent: existing
-comparisons (with their votes) are kept, missing ones are added.
+fraction per system pair, or a seeded sample drawn in proportion to separability; or "adaptive": every
+unit, served in the order of priorities that ranking refreshes from the votes (ranking.priorities).
+Units whose separability is undefined (k < 2) are only eligible under "all" and "adaptive". Re-opening
+is idempotent: existing comparisons (with their votes) are kept, missing ones are added.
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ def candidate_units(study: Study) -> list[Unit]:
 
 def select_units(study: Study, units: list[Unit]) -> list[Unit]:
     policy = study.policy
-    if policy == Study.Policy.ALL:
+    if policy in (Study.Policy.ALL, Study.Policy.ADAPTIVE):  # adaptive serves every unit, in its own order
         return units
     defined = [u for u in units if u.separability is not None]
     if not defined:

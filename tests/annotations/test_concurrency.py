@@ -54,9 +54,12 @@ def run_annotator(base, invite_url, slug, seed, acknowledged, failures, barrier)
         session.close()
 
 
-def test_fifty_parallel_annotators_fill_every_comparison_exactly_to_the_overlap(postgres, live_server):
+@pytest.mark.parametrize("policy", ["all", "adaptive"])
+def test_fifty_parallel_annotators_fill_every_comparison_exactly_to_the_overlap(postgres, live_server, policy):
+    """Under "adaptive" the recompute (inline: tasks are eager here) rewrites the priorities while the
+    others lease and vote."""
     study = make_study(slug="conc", n_instances=10, systems=("alpha-model", "beta-model", "gamma-model"),
-                       overlap=OVERLAP, quota=0)
+                       overlap=OVERLAP, quota=0, policy=policy)
     comparisons = Comparison.objects.filter(study=study).count()
     assert comparisons == 30
     invite = InviteLink.objects.create(max_uses=ANNOTATORS)

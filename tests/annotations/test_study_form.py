@@ -193,3 +193,16 @@ def test_the_studies_list_costs_the_same_statements_for_more_studies_and_votes(b
         make_study(slug=f"more-{i}", n_instances=3)
     with django_assert_max_num_queries(len(few.captured_queries)):
         staff_client.get("/studies/")
+
+
+def test_the_adaptive_policy_is_validated_like_the_others(base, staff_client):
+    assert errors_for(base, policy="adaptive") == {}
+    assert "policy" in errors_for(base, policy="greedy")
+    response = staff_client.post("/studies/new/", form_data(base, policy="adaptive"))
+    assert response.status_code == 302
+    study = Study.objects.get(slug="new-study")
+    assert study.policy == Study.Policy.ADAPTIVE
+    staff_client.post("/studies/new-study/open/")
+    study.refresh_from_db()
+    # Every unit is selected, whatever its separability (here unknown): the order comes from the votes.
+    assert study.status == Study.Status.OPEN and Comparison.objects.filter(study=study, selected=True).count() == 3

@@ -30,6 +30,7 @@ ALLOWED = {
 PURE = {
     "separability/engine.py", "separability/similarity.py", "separability/rouge.py", "separability/consistency.py",
     "ranking/elo.py", "ranking/bt.py", "ranking/ratings.py", "ranking/common.py", "ranking/cli.py",
+    "ranking/adaptive.py", "ranking/simulate.py",
     "annotations/imports/parse.py",
     "judges/verdicts.py", "judges/metrics.py", "judges/cli.py", "judges/prompts.py", "demo/llmfao.py",
     "lib/vocabulary.py", "lib/csvsafe.py",
