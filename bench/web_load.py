@@ -6,6 +6,7 @@ Run from the repository root (needs PostgreSQL; Redis is started here unless --r
     .venv/bin/python bench/web_load.py                        # 50 annotators for 60 s
     .venv/bin/python bench/web_load.py --annotators 20 --seconds 15 --floor-seconds 5   # quicker
     .venv/bin/python bench/web_load.py --profile /tmp/load.txt  # py-spy on the gunicorn workers too
+    .venv/bin/python bench/web_load.py --open-loop 60 --seconds 60  # open loop: 60 votes/s, Poisson
 
 What it does, all on loopback, bounded in count and time:
 
@@ -35,6 +36,15 @@ What it does, all on loopback, bounded in count and time:
    assignment; the incremental Elo state counts every vote (2 rating updates each). Exits 1 if any
    check fails.
 
+Open loop (`--open-loop RATE`): the latency at a realistic load rather than at saturation. Instead of
+the floor and the closed loop, votes arrive at RATE per second for `--seconds`, at the times of a
+seeded Poisson process (exponential gaps), dealt round-robin to the client processes; each is sent at
+its time by whichever of the `--annotators` signed-in sessions (the pool) is idle, with the same cycle
+as above. When no session is idle at a vote's time it is sent as soon as one is (a late start) and its
+latency still runs from the scheduled time, so queueing in the client is not hidden (no coordinated
+omission). Prints offered and achieved rates, p50/p95/p99 latency from the scheduled time, service time
+(from the send) p50/p99, late starts, failures, and the same audit.
+
 The vote rate limit is raised to 1,000,000/m for the run (the limiter is still hit on every vote:
 the cost is measured, the refusals are not wanted). Static files are served with the plain storage
 (STATIC_MANIFEST=0), so no collectstatic is needed. Everything else comes from the environment, as
@@ -49,6 +59,7 @@ import math
 import multiprocessing as mp
 import os
 import platform
+import queue
 import random
 import re
 import resource
@@ -62,7 +73,9 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -76,11 +89,13 @@ PAPER_FILES = (
     ("demo/data/separability-paper/mistral-7b_vicuna-7b_samsum_pref_data.csv", ("mistral-7b", "vicuna-7b")),
 )
 CHOICES = ("left", "right", "tie", "both_bad")
+OPEN_LOOP_P99_GOAL_MS = 200.0  # issue 14: p99 of the cycle at 60 votes/s
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--annotators", type=int, default=50, help="concurrent annotators (default 50)")
+    parser.add_argument("--annotators", type=int, default=50,
+                        help="concurrent annotators (default 50); with --open-loop, the pool of signed-in sessions")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the annotators' phase (60)")
     parser.add_argument("--floor-seconds", type=float, default=15.0,
                         help="length of each of the two floor phases, before and after (15)")
@@ -104,9 +119,18 @@ def parse_args(argv=None):
                              "file (collapsed stacks) and print where the time goes")
     parser.add_argument("--profile-cpu", action="store_true",
                         help="with --profile: sample only threads holding the GIL (Python CPU time, not waiting)")
+    parser.add_argument("--open-loop", type=float, default=0.0, metavar="RATE",
+                        help="open loop instead: votes arrive at RATE per second (Poisson, seeded) for --seconds, "
+                             "each sent by whichever session of the pool is idle; latency counted from the "
+                             "scheduled time (no floor phases)")
     parser.add_argument("--json", default="", help="also write the results to this JSON file")
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.open_loop < 0 or not math.isfinite(args.open_loop):
+        parser.error(f"--open-loop: a rate in votes per second above 0 (got {args.open_loop})")
+    if args.open_loop and not args.seconds > 0:
+        parser.error(f"--open-loop needs --seconds above 0 (got {args.seconds})")
+    return args
 
 
 # --------------------------------------------------------------------------------------------------
@@ -271,6 +295,49 @@ def _sign_in(session, invite_url: str, study_url: str) -> str:
     return match.group(1)
 
 
+@dataclass
+class VoteOutcome:
+    """What one annotator cycle gave: the vote POST's status (None when it got no answer, or the page
+    before it failed), when that answer arrived, the next item's token, whether the site had nothing
+    more for this annotator (HX-Redirect), and the errors to report."""
+
+    status: int | None
+    finished: float
+    voted_token: str = ""  # the token the vote was cast on (mode page: the one the page gave)
+    next_token: str | None = None
+    ran_out: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+def _cast_vote(session, mode, page_url, vote_url, token, choice) -> VoteOutcome:
+    """One annotator cycle as a browser runs it: (mode page: GET the page and take its token, then) POST
+    the vote with the CSRF token as htmx does; its answer is the next item, whose token is read from it."""
+    try:
+        if mode == "page":
+            page = session.get(page_url, timeout=60)
+            match = TOKEN.search(page.text) if page.status_code == 200 else None
+            if match is None:
+                return VoteOutcome(None, time.time(), errors=[f"page {page.status_code} {page.url}"])
+            token = match.group(1)
+        response = session.post(vote_url, timeout=60,
+                                headers={"HX-Request": "true", "HX-Current-URL": page_url, "HX-Target": "item",
+                                         "X-CSRFToken": session.cookies["csrftoken"]},
+                                data={"token": token, "choice": choice})
+    except Exception as exc:  # noqa: BLE001 - a transport error is reported (and fails the audit)
+        return VoteOutcome(None, time.time(), errors=[f"vote transport: {exc!r} (token {token})"])
+    outcome = VoteOutcome(response.status_code, time.time(), voted_token=token)
+    if not 200 <= response.status_code < 300:
+        outcome.errors.append(f"vote {response.status_code}: {response.text[:160]!r}")
+    if response.headers.get("HX-Redirect"):
+        outcome.ran_out = True
+        return outcome
+    match = TOKEN.search(response.text)
+    outcome.next_token = match.group(1) if match else None
+    if outcome.next_token is None and mode == "htmx":
+        outcome.errors.append(f"no next item in a {response.status_code} answer")
+    return outcome
+
+
 def _annotator(base, slug, invite_url, mode, seed, ready, start_box, out):
     import requests
 
@@ -292,36 +359,19 @@ def _annotator(base, slug, invite_url, mode, seed, ready, start_box, out):
         time.sleep(0.001)
     vote_url = f"{base}/s/{slug}/vote/"
     page_url = f"{base}/s/{slug}/"
-    headers = {"HX-Request": "true", "HX-Current-URL": page_url, "HX-Target": "item"}
     while time.time() < end and token is not None:
         began = time.time()
-        try:
-            if mode == "page":
-                page = session.get(page_url, timeout=60)
-                match = TOKEN.search(page.text) if page.status_code == 200 else None
-                if match is None:
-                    errors.append(f"page {page.status_code} {page.url}")
-                    break
-                token = match.group(1)
-            response = session.post(vote_url, timeout=60,
-                                    headers={**headers, "X-CSRFToken": session.cookies["csrftoken"]},
-                                    data={"token": token, "choice": rng.choice(CHOICES)})
-        except Exception as exc:  # noqa: BLE001 - a transport error is reported (and fails the audit)
-            errors.append(f"vote transport: {exc!r} (token {token})")
+        outcome = _cast_vote(session, mode, page_url, vote_url, token, rng.choice(CHOICES))
+        errors.extend(outcome.errors)
+        if outcome.status is None:
             break
-        finished = time.time()
-        records.append((finished, finished - began, response.status_code))
-        if 200 <= response.status_code < 300:
-            acknowledged.append(token)
-        else:
-            errors.append(f"vote {response.status_code}: {response.text[:160]!r}")
-        if response.headers.get("HX-Redirect"):
+        records.append((outcome.finished, outcome.finished - began, outcome.status))
+        if 200 <= outcome.status < 300:
+            acknowledged.append(outcome.voted_token)
+        if outcome.ran_out:
             ran_out = True
             break
-        match = TOKEN.search(response.text)
-        token = match.group(1) if match else None
-        if token is None and mode == "htmx":
-            errors.append(f"no next item in a {response.status_code} answer")
+        token = outcome.next_token
     session.close()
     out.append((records, acknowledged, errors, ran_out))
 
@@ -356,15 +406,21 @@ def _bare_client(base, ready, start_box, out):
     out.append((records, [], errors, False))
 
 
-def client_process(kind, base, slug, invite_url, mode, seeds, to_parent, from_parent):
-    """One client process: len(seeds) threads of `kind` ("annotator" or "bare"); reports through queues."""
+def client_process(kind, base, slug, invite_url, mode, seeds, to_parent, from_parent, offsets=()):
+    """One client process: len(seeds) threads of `kind` ("annotator", "bare", or "open": sessions sending
+    the votes scheduled at `offsets` seconds after the start); reports through queues."""
     ready = threading.Barrier(len(seeds) + 1)
     start_box = {"event": threading.Event()}
     out: list = []
     threads = []
+    arrivals: queue.SimpleQueue = queue.SimpleQueue()
+    for offset in offsets:
+        arrivals.put(offset)
     for seed in seeds:
         if kind == "annotator":
             target, args = _annotator, (base, slug, invite_url, mode, seed, ready, start_box, out)
+        elif kind == "open":
+            target, args = _open_loop_session, (base, slug, invite_url, mode, seed, arrivals, ready, start_box, out)
         else:
             target, args = _bare_client, (base, ready, start_box, out)
         threads.append(threading.Thread(target=target, args=args, daemon=True))
@@ -380,6 +436,23 @@ def client_process(kind, base, slug, invite_url, mode, seeds, to_parent, from_pa
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     to_parent.put({"threads": out, "cpu": cpu})
+
+
+def _start_profiler(master_pid: int, seconds: float, path: str, gil_only: bool) -> subprocess.Popen:
+    """py-spy over the gunicorn master and its workers for `seconds`, collapsed stacks into `path`."""
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(master_pid), "--subprocesses",
+         "--rate", "100", "--format", "raw", "--duration", str(int(seconds)), "--output", path,
+         "--nonblocking", *(["--gil"] if gil_only else [])],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _wait_for_profiler(profiler: subprocess.Popen | None) -> None:
+    if profiler is not None:
+        try:
+            profiler.wait(60)
+        except subprocess.TimeoutExpired:
+            profiler.kill()
 
 
 def run_phase(kind, args, base, slug, invite_url, seconds, master_pid, seed_base, profile_path="",
@@ -400,13 +473,7 @@ def run_phase(kind, args, base, slug, invite_url, seconds, master_pid, seed_base
             raise RuntimeError("client process failed to start")
     start = time.time() + 0.5
     end = start + seconds
-    profiler = None
-    if profile_path:
-        profiler = subprocess.Popen(
-            [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(master_pid), "--subprocesses",
-             "--rate", "100", "--format", "raw", "--duration", str(int(seconds)), "--output", profile_path,
-             "--nonblocking", *(["--gil"] if profile_cpu else [])],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    profiler = _start_profiler(master_pid, seconds, profile_path, profile_cpu) if profile_path else None
     cpu_before = server_cpu(master_pid)
     for _, _, from_parent in channels:
         from_parent.put((start, end))
@@ -414,11 +481,7 @@ def run_phase(kind, args, base, slug, invite_url, seconds, master_pid, seed_base
     cpu_server = server_cpu(master_pid) - cpu_before
     for process, _, _ in channels:
         process.join(30)
-    if profiler is not None:
-        try:
-            profiler.wait(60)
-        except subprocess.TimeoutExpired:
-            profiler.kill()
+    _wait_for_profiler(profiler)
     records, acknowledged, errors, ran_out = [], [], [], 0
     for result in results:
         for thread_records, thread_ack, thread_errors, thread_ran_out in result["threads"]:
@@ -437,6 +500,214 @@ def run_phase(kind, args, base, slug, invite_url, seconds, master_pid, seed_base
         "server_cpu_s": cpu_server, "client_cpu_s": sum(r["cpu"] for r in results),
         "threads_reported": sum(len(r["threads"]) for r in results),
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# open loop: votes arrive at a fixed rate, whether or not the site keeps up
+
+
+class OpenLoopRecord(NamedTuple):
+    """One scheduled vote: when it was due, when a session took it (after `scheduled`: no session was
+    idle then, a late start), when it was sent and answered (epoch seconds), and the vote POST's status
+    (None when it got no answer)."""
+
+    scheduled: float
+    picked: float
+    sent: float
+    finished: float
+    status: int | None
+
+
+def poisson_schedule(rate: float, seconds: float, seed: int) -> list[float]:
+    """Arrival times (seconds after the start) of a Poisson process of `rate` per second over
+    [0, seconds): independent exponential gaps from a seeded generator, so a run can be repeated
+    arrival for arrival."""
+    if not (rate > 0 and seconds > 0 and math.isfinite(rate) and math.isfinite(seconds)):
+        raise ValueError(f"--open-loop needs a positive rate and --seconds (got rate {rate}, seconds {seconds})")
+    rng = random.Random(seed)
+    arrivals = []
+    at = rng.expovariate(rate)
+    while at < seconds:
+        arrivals.append(at)
+        at += rng.expovariate(rate)
+    return arrivals
+
+
+def summarise_open_loop(records: list[OpenLoopRecord], start: float, seconds: float, planned: int) -> dict:
+    """The open loop's figures. Latency runs from the *scheduled* time to the answer, so a vote that
+    waited for a free session counts its wait (no coordinated omission); service time runs from the
+    send. Only answered 2xx votes are timed; the rest are counted as failed, and arrivals no session
+    sent (every session gone) as not sent. The achieved rate divides the answered votes by the window,
+    or by the time to the last answer when the site fell behind and answered after the window."""
+    if not seconds > 0:
+        raise ValueError(f"an open-loop window needs a positive length (got {seconds} s)")
+    answered = [r for r in records if r.status is not None and 200 <= r.status < 300]
+    latencies = [r.finished - r.scheduled for r in answered]
+    service = [r.finished - r.sent for r in answered]
+    delays = [r.sent - r.scheduled for r in records]
+    last = max((r.finished for r in answered), default=start)
+    return {
+        "planned": planned, "offered_per_second": planned / seconds, "count": len(answered),
+        "achieved_per_second": len(answered) / max(seconds, last - start),
+        "p50_ms": 1000 * _percentile(latencies, 50), "p95_ms": 1000 * _percentile(latencies, 95),
+        "p99_ms": 1000 * _percentile(latencies, 99), "max_ms": 1000 * max(latencies, default=float("nan")),
+        "service_p50_ms": 1000 * _percentile(service, 50), "service_p99_ms": 1000 * _percentile(service, 99),
+        "start_delay_p99_ms": 1000 * _percentile(delays, 99),
+        "late_starts": sum(r.picked > r.scheduled for r in records),
+        "failed": len(records) - len(answered), "not_sent": planned - len(records),
+        "answered_after_window_s": max(0.0, last - start - seconds),
+    }
+
+
+def _open_loop_session(base, slug, invite_url, mode, seed, arrivals, ready, start_box, out):
+    """One signed-in annotator session of the pool: while scheduled votes remain, take the earliest not
+    yet taken, wait for its time (or send it at once if it is already due: a late start), vote."""
+    import requests
+
+    rng = random.Random(seed)
+    session = requests.Session()
+    records: list[OpenLoopRecord] = []
+    acknowledged, errors = [], []
+    ran_out = False
+    try:
+        token = _sign_in(session, invite_url, f"{base}/s/{slug}/")
+    except Exception as exc:  # noqa: BLE001
+        errors.append(f"sign-in: {exc!r}")
+        ready.wait()
+        out.append((records, acknowledged, errors, ran_out))
+        return
+    ready.wait()
+    start_box["event"].wait()
+    start = start_box["start"]
+    vote_url, page_url = f"{base}/s/{slug}/vote/", f"{base}/s/{slug}/"
+    while token is not None:
+        try:
+            scheduled = start + arrivals.get_nowait()
+        except queue.Empty:
+            break
+        picked = time.time()
+        if picked < scheduled:
+            time.sleep(scheduled - picked)
+        sent = time.time()
+        outcome = _cast_vote(session, mode, page_url, vote_url, token, rng.choice(CHOICES))
+        records.append(OpenLoopRecord(scheduled, picked, sent, outcome.finished, outcome.status))
+        errors.extend(outcome.errors)
+        if outcome.status is None:
+            break  # this session's state is unknown; the others take the remaining arrivals
+        if 200 <= outcome.status < 300:
+            acknowledged.append(outcome.voted_token)
+        if outcome.ran_out:
+            ran_out = True
+            break
+        token = outcome.next_token
+    session.close()
+    out.append((records, acknowledged, errors, ran_out))
+
+
+def run_open_loop_phase(args, base, slug, invite_url, master_pid):
+    """The seeded Poisson schedule dealt round-robin to --client-procs processes (their union is the
+    schedule), each holding its share of the --annotators sessions; returns summarise_open_loop's dict
+    plus the acknowledged tokens, errors and CPU times."""
+    schedule = poisson_schedule(args.open_loop, args.seconds, args.seed)
+    ctx = mp.get_context("spawn")
+    procs = max(1, min(args.client_procs, args.annotators))
+    channels = []
+    for i in range(procs):
+        to_parent, from_parent = ctx.Queue(), ctx.Queue()
+        sessions = list(range(args.seed + i, args.seed + args.annotators, procs))
+        process = ctx.Process(target=client_process, daemon=True,
+                              args=("open", base, slug, invite_url, args.mode, sessions, to_parent, from_parent,
+                                    schedule[i::procs]))
+        process.start()
+        channels.append((process, to_parent, from_parent))
+    for _, to_parent, _ in channels:
+        if to_parent.get(timeout=300) != "ready":
+            raise RuntimeError("client process failed to start")
+    start = time.time() + 0.5
+    profiler = _start_profiler(master_pid, args.seconds, args.profile, args.profile_cpu) if args.profile else None
+    cpu_before = server_cpu(master_pid)
+    for _, _, from_parent in channels:
+        from_parent.put((start, start + args.seconds))
+    results = [to_parent.get(timeout=args.seconds + 300) for _, to_parent, _ in channels]
+    cpu_server = server_cpu(master_pid) - cpu_before
+    for process, _, _ in channels:
+        process.join(30)
+    _wait_for_profiler(profiler)
+    records: list[OpenLoopRecord] = []
+    acknowledged, errors, ran_out = [], [], 0
+    for result in results:
+        for thread_records, thread_ack, thread_errors, thread_ran_out in result["threads"]:
+            records.extend(OpenLoopRecord(*r) for r in thread_records)
+            acknowledged.extend(thread_ack)
+            errors.extend(thread_errors)
+            ran_out += thread_ran_out
+    summary = summarise_open_loop(records, start, args.seconds, len(schedule))
+    summary.update({
+        "seconds": args.seconds, "rate": args.open_loop, "sessions": args.annotators,
+        "statuses": dict(Counter(str(r.status) for r in records)), "acknowledged": acknowledged, "errors": errors,
+        "ran_out": ran_out, "server_cpu_s": cpu_server, "client_cpu_s": sum(r["cpu"] for r in results),
+        "threads_reported": sum(len(r["threads"]) for r in results),
+    })
+    return summary
+
+
+def report_open_loop(args, study, base, slug, invite_url, master_pid) -> int:
+    """Run the open loop, print its table and the audit, write --json; 0 when the audit passed."""
+    print(f"open loop: {args.open_loop:g} votes/s (Poisson, seed {args.seed}) for {args.seconds:.0f} s over a pool "
+          f"of {args.annotators} sessions in {args.client_procs} processes; mode {args.mode}; gunicorn "
+          f"{args.workers} x {args.threads} (gthread), CONN_MAX_AGE={args.conn_max_age}; load average "
+          f"{os.getloadavg()[0]:.2f}", flush=True)
+    result = run_open_loop_phase(args, base, slug, invite_url, master_pid)
+    checks = audit(study, result["acknowledged"])
+    errors = result["errors"]
+    passed = (all(ok for _, ok, _ in checks) and not errors and result["not_sent"] == 0
+              and result["threads_reported"] == args.annotators)
+    stored = study.votes.filter(source="live").count()
+    print()
+    print(f"| measure (open loop, {args.open_loop:g} votes/s offered, {args.seconds:.0f} s) | value |")
+    print("|---|---:|")
+    print(f"| votes scheduled / offered rate (per s) | {result['planned']} / {result['offered_per_second']:.1f} |")
+    print(f"| votes answered 2xx / achieved rate (per s) | {result['count']} / {result['achieved_per_second']:.1f} |")
+    print(f"| latency from scheduled time p50 / p95 / p99 / max (ms) | {result['p50_ms']:.0f} / "
+          f"{result['p95_ms']:.0f} / {result['p99_ms']:.0f} / {result['max_ms']:.0f} |")
+    print(f"| service time (from send) p50 / p99 (ms) | {result['service_p50_ms']:.0f} / "
+          f"{result['service_p99_ms']:.0f} |")
+    print(f"| late starts (no idle session at the scheduled time) | {result['late_starts']} |")
+    print(f"| start delay p99 (ms) | {result['start_delay_p99_ms']:.1f} |")
+    print(f"| answered after the window closed (s) | {result['answered_after_window_s']:.2f} |")
+    print(f"| gunicorn CPU per vote (ms) | {1000 * result['server_cpu_s'] / max(1, result['count']):.1f} |")
+    print(f"| client CPU (s) | {result['client_cpu_s']:.1f} |")
+    print(f"| failed / not sent | {result['failed']} / {result['not_sent']} |")
+    print(f"| votes acknowledged / stored | {len(result['acknowledged'])} / {stored} |")
+    print(f"| vote POST statuses | {result['statuses']} |")
+    print(f"| sessions that ran out of items | {result['ran_out']} |")
+    goal = result["p99_ms"] <= OPEN_LOOP_P99_GOAL_MS
+    print(f"\np99 goal (<= {OPEN_LOOP_P99_GOAL_MS:.0f} ms at 60 votes/s): {'met' if goal else 'NOT met'} at "
+          f"{args.open_loop:g} votes/s")
+    print("\naudit:")
+    for name, ok, detail in checks:
+        print(f"  [{'ok' if ok else 'FAIL'}] {name}: {detail}")
+    if errors:
+        print(f"  [FAIL] {len(errors)} client errors, e.g. {errors[:5]}")
+    if result["not_sent"]:
+        print(f"  [FAIL] {result['not_sent']} scheduled votes never sent (every session stopped)")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    if args.profile:
+        what = "Python CPU (GIL holders)" if args.profile_cpu else "wall-clock samples"
+        print(f"\nprofile of the gunicorn workers during the open loop, {what} ({args.profile}):")
+        try:
+            for line in summarise_profile(args.profile):
+                print("  " + line)
+        except OSError as exc:
+            print(f"  no profile: {exc}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "machine": machine(), "args": vars(args), "open_loop": {k: v for k, v in result.items()
+                                                                   if k != "acknowledged"},
+            "stored": stored, "p99_goal_met": goal, "audit": checks, "passed": passed,
+        }, indent=2, default=str))
+    print("\nAUDIT PASSED" if passed else "\nAUDIT FAILED")
+    return 0 if passed else 1
 
 
 # --------------------------------------------------------------------------------------------------
@@ -615,6 +886,9 @@ def main(argv=None) -> int:
             requests.get(f"{base}/invite/{invite.token}/", timeout=30)
 
         slug, invite_url = study.slug, f"{base}/invite/{invite.token}/"
+        if args.open_loop:
+            exit_code = report_open_loop(args, study, base, slug, invite_url, gunicorn.pid)
+            return exit_code
         print(f"gunicorn: {args.workers} workers x {args.threads} threads (gthread), CONN_MAX_AGE="
               f"{args.conn_max_age}; {args.annotators} clients over {args.client_procs} processes; mode {args.mode}",
               flush=True)
