@@ -144,7 +144,9 @@ class StudySerializer(serializers.ModelSerializer):
     def get_progress(self, obj) -> ProgressSerializer:
         from dashboard.queries import study_progress
 
-        return study_progress(obj)  # type: ignore[return-value]
+        # A list view passes every listed study's progress, gathered in one go (dashboard.queries).
+        known = self.context.get("progress", {})
+        return known[obj.pk] if obj.pk in known else study_progress(obj)  # type: ignore[return-value]
 
     def get_url(self, obj) -> str:
         return f"/api/v1/studies/{obj.slug}/"
@@ -173,9 +175,9 @@ class StudyDetailSerializer(StudySerializer):
 
     # The return annotation is for drf-spectacular (the field's schema); the value is the dict it describes.
     def get_agreement(self, obj) -> AgreementSerializer:
-        from dashboard.queries import study_agreement
+        from dashboard.analysis import agreement_of
 
-        return study_agreement(obj)  # type: ignore[return-value]
+        return agreement_of(obj)  # type: ignore[return-value]
 
 
 class ComparisonSerializer(serializers.ModelSerializer):

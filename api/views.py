@@ -152,6 +152,16 @@ class StudyList(generics.ListAPIView):
     queryset = Study.objects.select_related("dataset").prefetch_related("systems").order_by("slug")
     serializer_class = s.StudySerializer
 
+    def list(self, request, *args, **kwargs):
+        from dashboard.queries import studies_progress
+
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        studies = page if page is not None else list(self.filter_queryset(self.get_queryset()))
+        serializer = self.get_serializer(studies, many=True,
+                                         context={**self.get_serializer_context(),
+                                                  "progress": studies_progress(studies)})
+        return self.get_paginated_response(serializer.data) if page is not None else Response(serializer.data)
+
 
 class StudyDetail(generics.RetrieveAPIView):
     """A study: settings, progress and inter-annotator agreement."""

@@ -47,3 +47,21 @@ class ExportJob(models.Model):
     @property
     def percent(self) -> int:
         return int(100 * self.done / self.total) if self.total else (100 if self.status == self.Status.DONE else 0)
+
+
+class StudyAnalysis(models.Model):
+    """The dashboard's statistics of a large study, computed off the request path (`dashboard.analysis`).
+
+    Agreement, the per-annotator table, the most disagreed items, the consistency scatter and the votes
+    timeline read every vote: at 1,000,000 votes that is seconds of work, too much for each page view
+    (bench/scale.py). Studies above `dashboard.analysis.INLINE_VOTES` votes show the last stored analysis,
+    refreshed after every leaderboard recompute (which follows every vote, exclusion and import)."""
+
+    study = models.OneToOneField("annotations.Study", on_delete=models.CASCADE, related_name="analysis")
+    payload = models.JSONField(default=dict)
+    votes = models.PositiveIntegerField(default=0, help_text="Votes of the study when it was computed.")
+    seconds = models.FloatField(default=0.0, help_text="How long the computation took.")
+    computed_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"analysis of {self.study_id} ({self.votes} votes, {self.computed_at:%Y-%m-%d %H:%M})"

@@ -11,7 +11,7 @@ from collections.abc import Hashable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, Max, Min, Q, Sum, Value
+from django.db.models import Case, Count, Max, Min, Q, Sum, Value, When
 from django.db.models.functions import Least, TruncDay, TruncHour, TruncMinute, TruncWeek
 from django.utils import timezone
 
@@ -36,42 +36,76 @@ METHOD_NAMES = {"elo": "Elo", "weighted_elo": "Separability-weighted Elo", "bt":
 
 def study_progress(study: Study, now=None) -> dict:
     """Votes toward the target (selected non-gold comparisons x overlap, each comparison counted up to
-    its overlap), annotators active in the last hour, and leases out (served, not completed, not expired)."""
+    its overlap), annotators active in the last hour (voted, or hold a lease now), and leases out
+    (served, not completed, not expired). `studies_progress` for several studies at once."""
+    return studies_progress([study], now)[study.pk]
+
+
+def studies_progress(studies, now=None) -> dict[int, dict]:
+    """{study id: study_progress} for many studies in the same seven statements as for one.
+
+    No statement reads every vote: live votes are counted by `Comparison.votes_count` (one aggregate over
+    the comparisons), the few others (imported, judges') and the excluded ones through partial indexes,
+    open leases through theirs (at 1,000,000 votes the per-vote aggregate took 450 ms, bench/scale.py)."""
     now = now or timezone.now()
-    overlap = study.votes_per_comparison
-    counted = Comparison.objects.filter(study=study, selected=True, is_gold=False).aggregate(
-        comparisons=Count("id"), covered=Sum(Least("votes_count", Value(overlap))))
-    target = counted["comparisons"] * overlap
-    covered = counted["covered"] or 0
-    since = now - ACTIVE_WINDOW
-    voters = set(Vote.objects.filter(study=study, source=Vote.Source.LIVE, submitted_at__gte=since)
-                 .order_by().values_list("annotator_id", flat=True).distinct())
-    servers = set(Assignment.objects.filter(comparison__study=study, served_at__gte=since)
-                  .order_by().values_list("annotator_id", flat=True).distinct())
-    votes = Vote.objects.filter(study=study).aggregate(
-        total=Count("id"), gold=Count("id", filter=Q(comparison__is_gold=True)),
-        excluded=Count("id", filter=Q(excluded=True)), imported=Count("id", filter=Q(source=Vote.Source.IMPORTED)))
-    return {
-        "votes": votes["total"],
-        "gold_votes": votes["gold"],
-        "excluded_votes": votes["excluded"],
-        "imported_votes": votes["imported"],
-        "counted": covered,
-        "target": target,
-        "percent": round(100 * covered / target, 1) if target else 0.0,
-        "comparisons": counted["comparisons"],
-        "votes_per_comparison": overlap,
-        "active_annotators": len(voters | servers),
-        "annotators": Vote.objects.filter(study=study).order_by().values("annotator_id").distinct().count(),
-        "leases_out": Assignment.objects.filter(comparison__study=study, completed_at__isnull=True,
-                                                expires_at__gt=now).count(),
-    }
+    studies = list(studies)
+    ids = [study.pk for study in studies]
+    overlap = {study.pk: study.votes_per_comparison for study in studies}
+    served = Q(selected=True, is_gold=False)
+    counted = {row["study_id"]: row for row in Comparison.objects.filter(study_id__in=ids).order_by()
+               .values("study_id").annotate(
+                   comparisons=Count("id", filter=served),
+                   live=Sum("votes_count"), live_gold=Sum("votes_count", filter=Q(is_gold=True)))}
+    # Each comparison counts up to its study's overlap: one CASE over the studies (their overlaps differ).
+    capped = {row["study_id"]: row["covered"] for row in Comparison.objects.filter(served, study_id__in=ids)
+              .order_by().values("study_id").annotate(covered=Sum(Least("votes_count", Case(
+                  *[When(study_id=pk, then=Value(n)) for pk, n in overlap.items()], default=Value(0)))))}
+    others = {row["study_id"]: row for row in Vote.objects.filter(study_id__in=ids).exclude(source=Vote.Source.LIVE)
+              .order_by().values("study_id").annotate(
+                  n=Count("id"), gold=Count("id", filter=Q(comparison__is_gold=True)),
+                  imported=Count("id", filter=Q(source=Vote.Source.IMPORTED)))}
+    excluded = dict(Vote.objects.filter(study_id__in=ids, excluded=True).order_by().values("study_id")
+                    .annotate(n=Count("id")).values_list("study_id", "n"))
+    active: defaultdict[int, set] = defaultdict(set)
+    for study_id, annotator_id in (Vote.objects.filter(study_id__in=ids, source=Vote.Source.LIVE,
+                                                       submitted_at__gte=now - ACTIVE_WINDOW)
+                                   .order_by().values_list("study_id", "annotator_id").distinct()):
+        active[study_id].add(annotator_id)
+    leases: defaultdict[int, int] = defaultdict(int)
+    for study_id, annotator_id in (Assignment.objects.filter(completed_at__isnull=True, expires_at__gt=now,
+                                                             comparison__study_id__in=ids)
+                                   .order_by().values_list("comparison__study_id", "annotator_id")):
+        active[study_id].add(annotator_id)
+        leases[study_id] += 1
+    annotators = dict(Vote.objects.filter(study_id__in=ids).order_by().values("study_id")
+                      .annotate(n=Count("annotator_id", distinct=True)).values_list("study_id", "n"))
+    progress = {}
+    for study in studies:
+        row = counted.get(study.pk, {})
+        other = others.get(study.pk, {})
+        target = (row.get("comparisons") or 0) * overlap[study.pk]
+        covered = capped.get(study.pk) or 0
+        progress[study.pk] = {
+            "votes": (row.get("live") or 0) + (other.get("n") or 0),
+            "gold_votes": (row.get("live_gold") or 0) + (other.get("gold") or 0),
+            "excluded_votes": excluded.get(study.pk, 0),
+            "imported_votes": other.get("imported") or 0,
+            "counted": covered,
+            "target": target,
+            "percent": round(100 * covered / target, 1) if target else 0.0,
+            "comparisons": row.get("comparisons") or 0,
+            "votes_per_comparison": overlap[study.pk],
+            "active_annotators": len(active[study.pk]),
+            "annotators": annotators.get(study.pk, 0),
+            "leases_out": leases[study.pk],
+        }
+    return progress
 
 
 def studies_overview(now=None) -> list[dict]:
-    now = now or timezone.now()
-    return [{"study": study, "progress": study_progress(study, now)}
-            for study in Study.objects.select_related("dataset").order_by("slug")]
+    studies = list(Study.objects.select_related("dataset").order_by("slug"))
+    progress = studies_progress(studies, now)
+    return [{"study": study, "progress": progress[study.pk]} for study in studies]
 
 
 def votes_over_time(study: Study) -> dict:
@@ -118,7 +152,8 @@ VoteRows = list[Mapping[str, Any]]  # vote_rows(): one values() row per vote
 
 
 def vote_rows(study: Study) -> VoteRows:
-    return list(Vote.objects.filter(study=study).order_by("id").values(
+    """The human votes (an LLM judge's are measured on its own page, judges.views)."""
+    return list(Vote.objects.filter(study=study).exclude(source=Vote.Source.JUDGE).order_by("id").values(
         "annotator_id", "comparison_id", "winner", "choice", "duration_seconds", "gold_passed", "too_fast",
         "excluded", "source", "comparison__is_gold"))
 
@@ -132,8 +167,7 @@ def agreement_triples(rows: VoteRows) -> list[tuple]:
 def study_agreement(study: Study, rows: VoteRows | None = None) -> dict:
     rows = vote_rows(study) if rows is None else rows
     triples = agreement_triples(rows)
-    matrix, _annotators, _items = agreement.reliability_matrix(triples)
-    alpha = agreement.krippendorff_alpha(matrix)
+    alpha = agreement.krippendorff_alpha_of(triples)
     kappa = agreement.fleiss_kappa(triples)
     return {"krippendorff_alpha": alpha.as_dict(), "fleiss_kappa": kappa.as_dict(),
             "labels": list(agreement.LABELS)}

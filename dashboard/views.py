@@ -16,10 +16,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from annotations import quality
-from annotations.models import Dataset, Study, Vote
+from annotations.models import AnnotatorExclusion, Dataset, Study, Vote
 from lib.decorators import staff_required
 
-from . import charts, exports, queries
+from . import analysis, charts, exports, queries
 from .models import ExportJob
 
 
@@ -43,22 +43,35 @@ def index(request):
 @staff_required
 def study(request, slug):
     study = get_object_or_404(Study.objects.select_related("dataset"), slug=slug)
-    rows = queries.vote_rows(study)
-    annotators = queries.annotator_table(study, rows)
-    consistency = queries.consistency_scatter(study)
+    progress = queries.study_progress(study)
+    computed, stored = analysis.for_page(study, progress["votes"])
+    if computed is None:  # a large study never analysed yet: the recompute refreshes the analysis
+        from ranking.services import schedule_leaderboard_recompute
+
+        schedule_leaderboard_recompute(study.pk)
+        computed = analysis.EMPTY
+    exclusions = {x.annotator_id: x for x in AnnotatorExclusion.objects.filter(study=study)}
+    annotators = [{**row, "exclusion": exclusions.get(row["annotator_id"])}
+                  for row in computed["annotators"][:analysis.ANNOTATOR_ROWS]]
+    pairs = computed["consistency"]["pairs"]
+    if len(pairs) > analysis.CONSISTENCY_PAIRS:  # 100 systems make 4,950 pairs: draw those with most units
+        pairs = sorted(pairs, key=lambda p: -(p.get("n") or 0))[:analysis.CONSISTENCY_PAIRS]
+    consistency = {**computed["consistency"], "pairs_total": len(computed["consistency"]["pairs"]), "pairs": pairs}
     for i, pair in enumerate(consistency["pairs"], start=1):
         pair["chart_id"], pair["chart"] = f"scatter-{i}", charts.scatter_chart(pair, consistency["metric"])
     boards = queries.leaderboards(study)
     for i, board in enumerate(boards["comparisons"], start=1):
         board["chart_id"], board["chart"] = f"board-chart-{i}", charts.board_chart(board)
-    timeline = queries.votes_over_time(study)
-    progress = queries.study_progress(study)
+    timeline = computed["timeline"]
     return render(request, "dashboard/study.html", {
         "study": study,
         "progress": progress,
+        "analysis": stored,
+        "analysis_pending": computed is analysis.EMPTY,
         "annotators": annotators,
-        "agreement": queries.study_agreement(study, rows),
-        "disagreed": queries.disagreed_items(study, rows),
+        "annotators_total": len(computed["annotators"]),
+        "agreement": computed["agreement"],
+        "disagreed": computed["disagreed"],
         "consistency": consistency,
         "boards": boards,
         "timeline_chart": charts.timeline_chart(timeline),

@@ -94,34 +94,45 @@ def _locked_rating_states(study_id: int, systems) -> dict:
     }
 
 
-def study_vote_table(study):
-    """The votes that count for ratings, in vote order: (system_a, system_b, winner, weight) lists."""
-    from annotations.models import Vote
+VoteTable = tuple[list[str], list[str], list[str], list[float]]  # system_a, system_b, winner, weight per vote
+
+
+def study_vote_table(study) -> VoteTable:
+    """The votes that count for ratings, in vote order: (system_a, system_b, winner, weight) lists.
+
+    One query without the two joins to the systems (their names come from a dict): at 1,000,000 votes
+    the names' joins doubled the fetch (bench/scale.py)."""
+    from annotations.models import System, Vote
 
     rows = (Vote.objects.filter(study=study, excluded=False, comparison__is_gold=False)
             .exclude(source=Vote.Source.JUDGE)
             .order_by("submitted_at", "id")
-            .values_list("comparison__system_a__name", "comparison__system_b__name", "winner",
+            .values_list("comparison__system_a_id", "comparison__system_b_id", "winner",
                          "comparison__separability"))
+    names = dict(System.objects.filter(studies=study).values_list("id", "name"))
     system_a, system_b, winners, weights = [], [], [], []
-    for a, b, winner, separability in rows:
-        system_a.append(a)
-        system_b.append(b)
+    for a, b, winner, separability in rows.iterator(chunk_size=20_000):
+        if a not in names or b not in names:  # a system taken off the study since: look it up once
+            names.update(System.objects.filter(id__in=(a, b)).values_list("id", "name"))
+        system_a.append(names[a])
+        system_b.append(names[b])
         winners.append(winner)
         weights.append(separability_weight(separability))
     return system_a, system_b, winners, weights
 
 
-def study_leaderboard(study, method: str, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0):
-    """A fresh `ranking.ratings.Leaderboard` for the study (raises RatingError when it cannot rank)."""
-    system_a, system_b, winners, weights = study_vote_table(study)
+def study_leaderboard(study, method: str, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0,
+                      table: VoteTable | None = None):
+    """A fresh `ranking.ratings.Leaderboard` for the study (raises RatingError when it cannot rank).
+    `table`: the study's vote table when the caller already has it (one fetch for every method)."""
+    system_a, system_b, winners, weights = study_vote_table(study) if table is None else table
     return compute_leaderboard(system_a, system_b, winners, method=method,
                                weights=weights if method.startswith("weighted") else None,
                                both_bad=study.both_bad, rounds=rounds, seed=seed)
 
 
 @transaction.atomic
-def rebuild_elo_states(study) -> None:
+def rebuild_elo_states(study, table: VoteTable | None = None) -> None:
     """Replace the incremental Elo state by a full replay of the study's votes.
 
     Replays with `ratings.elo` itself rather than `compute_leaderboard`, whose connectivity and
@@ -131,7 +142,7 @@ def rebuild_elo_states(study) -> None:
 
     Study.objects.select_for_update().filter(pk=study.pk).first()  # serialise with concurrent rebuilds
     RatingState.objects.filter(study=study).delete()
-    system_a, system_b, winners, weights = study_vote_table(study)
+    system_a, system_b, winners, weights = study_vote_table(study) if table is None else table
     score, keep = scores_from_winners(winners, study.both_bad)
     kept = [i for i in range(len(winners)) if keep[i]]
     if not kept:
@@ -149,13 +160,15 @@ def rebuild_elo_states(study) -> None:
         ])
 
 
-def refresh_snapshots(study, rounds: int = BOOTSTRAP_ROUNDS, store: bool = True) -> dict[str, LeaderboardSnapshot]:
+def refresh_snapshots(study, rounds: int = BOOTSTRAP_ROUNDS, store: bool = True,
+                      table: VoteTable | None = None) -> dict[str, LeaderboardSnapshot]:
     """Recompute every method's leaderboard with bootstrap intervals; store it, or (`store=False`, for a
     page asked for before any recompute) return unsaved snapshots: a GET never writes."""
     snapshots: dict[str, LeaderboardSnapshot] = {}
+    table = study_vote_table(study) if table is None else table
     for method in SNAPSHOT_METHODS:
         try:
-            board = study_leaderboard(study, method, rounds=rounds)
+            board = study_leaderboard(study, method, rounds=rounds, table=table)
             payload, error, used = board.to_dict(matrices=True), "", board.votes_used
         except RatingError as exc:
             payload, error, used = {}, str(exc), 0
@@ -170,8 +183,9 @@ def refresh_snapshots(study, rounds: int = BOOTSTRAP_ROUNDS, store: bool = True)
 
 def rebuild_study_ratings(study, rounds: int = BOOTSTRAP_ROUNDS) -> dict[str, LeaderboardSnapshot]:
     """Full rebuild after an import or a separability run: Elo states and all snapshots."""
-    rebuild_elo_states(study)
-    return refresh_snapshots(study, rounds=rounds)
+    table = study_vote_table(study)
+    rebuild_elo_states(study, table)
+    return refresh_snapshots(study, rounds=rounds, table=table)
 
 
 def _tasks_run_eagerly() -> bool:

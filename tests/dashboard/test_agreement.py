@@ -130,3 +130,25 @@ def test_histogram_spans_the_marks_and_time_left():
     assert agreement.seconds_left(5, 10, 20.0) == pytest.approx(20.0)
     assert agreement.seconds_left(10, 10, 20.0) == 0.0
     assert not math.isnan(agreement.seconds_left(1, 3, 0.5))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_alpha_from_value_counts_equals_alpha_from_the_reliability_matrix(seed):
+    import random
+
+    rng = random.Random(seed)
+    labels = agreement.LABELS[: 2 + seed % 3]
+    triples = [(a, i, rng.choice(labels)) for i in range(40) for a in rng.sample(range(12), rng.randint(1, 5))]
+    by_matrix = agreement.krippendorff_alpha(agreement.reliability_matrix(triples)[0])
+    by_counts = agreement.krippendorff_alpha_of(triples)
+    assert by_counts.value == pytest.approx(by_matrix.value, abs=1e-12)
+    assert (by_counts.items, by_counts.raters, by_counts.ratings) == (by_matrix.items, by_matrix.raters,
+                                                                        by_matrix.ratings)
+
+
+def test_alpha_from_value_counts_says_why_it_is_undefined():
+    assert agreement.krippendorff_alpha_of([]).value is None
+    single = agreement.krippendorff_alpha_of([(1, "x", "a")])
+    assert single.value is None and "two or more" in single.note
+    same = agreement.krippendorff_alpha_of([(1, "x", "a"), (2, "x", "a")])
+    assert same.value is None and "same label" in same.note and same.items == 1
