@@ -1,0 +1,54 @@
+"""A large study's dashboard shows the analysis stored after each leaderboard recompute, not one
+computed per page view (dashboard.analysis); a small study's is computed on every view."""
+from __future__ import annotations
+
+import pytest
+
+from dashboard import analysis, queries
+from dashboard.models import StudyAnalysis
+from ranking.tasks import recompute_leaderboards
+from tests.factories import make_account, make_voted_study
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(client):
+    client.force_login(make_account("analysis-staff", staff=True))
+    return client
+
+
+def test_a_small_study_is_analysed_on_every_view_and_nothing_is_stored(staff_client):
+    study = make_voted_study("small-analysis", n_instances=3, annotators=3)
+    page = staff_client.get(f"/dashboard/studies/{study.slug}/")
+    assert page.status_code == 200
+    assert page.context["agreement"] == queries.study_agreement(study)
+    assert not StudyAnalysis.objects.exists() and page.context["analysis"] is None
+
+
+def test_a_large_study_shows_the_analysis_stored_by_the_recompute(staff_client, monkeypatch):
+    monkeypatch.setattr(analysis, "INLINE_VOTES", 5)
+    study = make_voted_study("large-analysis", n_instances=4, annotators=3)  # 21 votes > 5
+    first = staff_client.get(f"/dashboard/studies/{study.slug}/")
+    assert first.context["analysis_pending"] and "being\n  computed in the background" in first.content.decode()
+
+    recompute_leaderboards(study.pk)  # what the debounced task runs; it sends leaderboards_recomputed
+    stored = StudyAnalysis.objects.get(study=study)
+    assert stored.votes == queries.study_progress(study)["votes"] == 21
+    page = staff_client.get(f"/dashboard/studies/{study.slug}/")
+    assert page.context["analysis"] == stored and not page.context["analysis_pending"]
+    expected = queries.study_agreement(study)
+    shown = page.context["agreement"]["krippendorff_alpha"]
+    assert shown["value"] == pytest.approx(expected["krippendorff_alpha"]["value"])
+    assert shown["items"] == expected["krippendorff_alpha"]["items"]
+    assert [a["votes"] for a in page.context["annotators"]] == [7, 7, 7]
+    assert 'id="analysis-note"' in page.content.decode()
+
+
+def test_the_api_study_detail_gives_a_large_study_the_stored_agreement(staff_client, monkeypatch):
+    monkeypatch.setattr(analysis, "INLINE_VOTES", 5)
+    study = make_voted_study("api-analysis", n_instances=4, annotators=3)
+    recompute_leaderboards(study.pk)
+    stored = StudyAnalysis.objects.get(study=study)
+    body = staff_client.get(f"/api/v1/studies/{study.slug}/").json()
+    assert body["agreement"] == stored.payload["agreement"]
