@@ -123,6 +123,9 @@ def parse_args(argv=None):
                         help="open loop instead: votes arrive at RATE per second (Poisson, seeded) for --seconds, "
                              "each sent by whichever session of the pool is idle; latency counted from the "
                              "scheduled time (no floor phases)")
+    parser.add_argument("--warmup-seconds", type=float, default=5.0,
+                        help="with --open-loop: votes at the same rate for this long before the timed window, "
+                             "audited but not timed (every server thread has run a vote; default 5)")
     parser.add_argument("--json", default="", help="also write the results to this JSON file")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -536,11 +539,13 @@ def poisson_schedule(rate: float, seconds: float, seed: int) -> list[float]:
 def summarise_open_loop(records: list[OpenLoopRecord], start: float, seconds: float, planned: int) -> dict:
     """The open loop's figures. Latency runs from the *scheduled* time to the answer, so a vote that
     waited for a free session counts its wait (no coordinated omission); service time runs from the
-    send. Only answered 2xx votes are timed; the rest are counted as failed, and arrivals no session
-    sent (every session gone) as not sent. The achieved rate divides the answered votes by the window,
-    or by the time to the last answer when the site fell behind and answered after the window."""
+    send. Votes scheduled before `start` are the warm-up: left out. Only answered 2xx votes are timed;
+    the rest are counted as failed, and arrivals no session sent (every session gone) as not sent. The
+    achieved rate divides the answered votes by the window, or by the time to the last answer when the
+    site fell behind and answered after the window."""
     if not seconds > 0:
         raise ValueError(f"an open-loop window needs a positive length (got {seconds} s)")
+    records = [r for r in records if r.scheduled >= start]
     answered = [r for r in records if r.status is not None and 200 <= r.status < 300]
     latencies = [r.finished - r.scheduled for r in answered]
     service = [r.finished - r.sent for r in answered]
@@ -605,10 +610,12 @@ def _open_loop_session(base, slug, invite_url, mode, seed, arrivals, ready, star
 
 
 def run_open_loop_phase(args, base, slug, invite_url, master_pid):
-    """The seeded Poisson schedule dealt round-robin to --client-procs processes (their union is the
-    schedule), each holding its share of the --annotators sessions; returns summarise_open_loop's dict
-    plus the acknowledged tokens, errors and CPU times."""
-    schedule = poisson_schedule(args.open_loop, args.seconds, args.seed)
+    """The seeded Poisson schedule over --warmup-seconds + --seconds dealt round-robin to --client-procs
+    processes (their union is the schedule), each holding its share of the --annotators sessions; returns
+    summarise_open_loop's dict over the timed window plus the acknowledged tokens (warm-up included, for
+    the audit), errors, CPU times and every timed vote's (scheduled, latency, service) in seconds."""
+    warmup = max(0.0, args.warmup_seconds)
+    schedule = poisson_schedule(args.open_loop, warmup + args.seconds, args.seed)
     ctx = mp.get_context("spawn")
     procs = max(1, min(args.client_procs, args.annotators))
     channels = []
@@ -623,12 +630,14 @@ def run_open_loop_phase(args, base, slug, invite_url, master_pid):
     for _, to_parent, _ in channels:
         if to_parent.get(timeout=300) != "ready":
             raise RuntimeError("client process failed to start")
-    start = time.time() + 0.5
+    clock = time.time() + 0.5  # the schedule's zero; the timed window starts after the warm-up
+    for _, _, from_parent in channels:
+        from_parent.put((clock, clock + warmup + args.seconds))
+    start = clock + warmup
+    time.sleep(max(0.0, start - time.time()))
     profiler = _start_profiler(master_pid, args.seconds, args.profile, args.profile_cpu) if args.profile else None
     cpu_before = server_cpu(master_pid)
-    for _, _, from_parent in channels:
-        from_parent.put((start, start + args.seconds))
-    results = [to_parent.get(timeout=args.seconds + 300) for _, to_parent, _ in channels]
+    results = [to_parent.get(timeout=warmup + args.seconds + 300) for _, to_parent, _ in channels]
     cpu_server = server_cpu(master_pid) - cpu_before
     for process, _, _ in channels:
         process.join(30)
@@ -641,10 +650,14 @@ def run_open_loop_phase(args, base, slug, invite_url, master_pid):
             acknowledged.extend(thread_ack)
             errors.extend(thread_errors)
             ran_out += thread_ran_out
-    summary = summarise_open_loop(records, start, args.seconds, len(schedule))
+    timed = [r for r in records if r.scheduled >= start]
+    summary = summarise_open_loop(records, start, args.seconds, sum(at >= warmup for at in schedule))
     summary.update({
+        "warmup_seconds": warmup, "warmup_votes": len(records) - len(timed),
+        "votes": [(r.scheduled - start, r.finished - r.scheduled, r.finished - r.sent, r.status)
+                  for r in sorted(timed)],
         "seconds": args.seconds, "rate": args.open_loop, "sessions": args.annotators,
-        "statuses": dict(Counter(str(r.status) for r in records)), "acknowledged": acknowledged, "errors": errors,
+        "statuses": dict(Counter(str(r.status) for r in timed)), "acknowledged": acknowledged, "errors": errors,
         "ran_out": ran_out, "server_cpu_s": cpu_server, "client_cpu_s": sum(r["cpu"] for r in results),
         "threads_reported": sum(len(r["threads"]) for r in results),
     })
@@ -653,7 +666,8 @@ def run_open_loop_phase(args, base, slug, invite_url, master_pid):
 
 def report_open_loop(args, study, base, slug, invite_url, master_pid) -> int:
     """Run the open loop, print its table and the audit, write --json; 0 when the audit passed."""
-    print(f"open loop: {args.open_loop:g} votes/s (Poisson, seed {args.seed}) for {args.seconds:.0f} s over a pool "
+    print(f"open loop: {args.open_loop:g} votes/s (Poisson, seed {args.seed}) for {args.seconds:.0f} s after "
+          f"{args.warmup_seconds:g} s of warm-up at the same rate, over a pool "
           f"of {args.annotators} sessions in {args.client_procs} processes; mode {args.mode}; gunicorn "
           f"{args.workers} x {args.threads} (gthread), CONN_MAX_AGE={args.conn_max_age}; load average "
           f"{os.getloadavg()[0]:.2f}", flush=True)
@@ -676,10 +690,11 @@ def report_open_loop(args, study, base, slug, invite_url, master_pid) -> int:
     print(f"| start delay p99 (ms) | {result['start_delay_p99_ms']:.1f} |")
     print(f"| answered after the window closed (s) | {result['answered_after_window_s']:.2f} |")
     print(f"| gunicorn CPU per vote (ms) | {1000 * result['server_cpu_s'] / max(1, result['count']):.1f} |")
-    print(f"| client CPU (s) | {result['client_cpu_s']:.1f} |")
+    print(f"| client CPU, warm-up included (s) | {result['client_cpu_s']:.1f} |")
     print(f"| failed / not sent | {result['failed']} / {result['not_sent']} |")
-    print(f"| votes acknowledged / stored | {len(result['acknowledged'])} / {stored} |")
-    print(f"| vote POST statuses | {result['statuses']} |")
+    print(f"| votes acknowledged / stored (warm-up's {result['warmup_votes']} included) | "
+          f"{len(result['acknowledged'])} / {stored} |")
+    print(f"| vote POST statuses (timed window) | {result['statuses']} |")
     print(f"| sessions that ran out of items | {result['ran_out']} |")
     goal = result["p99_ms"] <= OPEN_LOOP_P99_GOAL_MS
     print(f"\np99 goal (<= {OPEN_LOOP_P99_GOAL_MS:.0f} ms at 60 votes/s): {'met' if goal else 'NOT met'} at "

@@ -88,3 +88,13 @@ def test_the_command_line_refuses_a_negative_rate_and_keeps_the_closed_loop_by_d
     with pytest.raises(SystemExit):
         parse_args(["--open-loop", "-3"])
     assert "--open-loop: a rate in votes per second above 0" in capsys.readouterr().err
+
+
+def test_votes_scheduled_before_the_window_are_the_warm_up_and_not_counted():
+    start = 100.0
+    warm_up = [OpenLoopRecord(start - 1.0, start - 1.0, start - 1.0, start + 0.5, 200),  # cold: 1.5 s
+               OpenLoopRecord(start - 0.5, start - 0.4, start - 0.4, start - 0.1, 500)]
+    timed = [OpenLoopRecord(start + 0.2, start + 0.1, start + 0.2, start + 0.25, 200)]
+    summary = summarise_open_loop(warm_up + timed, start, seconds=1.0, planned=1)
+    assert (summary["count"], summary["failed"], summary["not_sent"], summary["late_starts"]) == (1, 0, 0, 0)
+    assert summary["max_ms"] == pytest.approx(50.0)
