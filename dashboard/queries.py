@@ -292,14 +292,19 @@ def separability_metrics(dataset) -> list[str]:
 
 
 def separability_pairs(dataset, metric: str) -> list[dict]:
+    from annotations.models import System
     from separability.models import Alignment
 
-    rows = (Alignment.objects.filter(instance__dataset=dataset, metric=metric)
-            .values("system_a_id", "system_a__name", "system_b_id", "system_b__name")
-            .annotate(units=Count("id"), defined=Count("id", filter=Q(separability__isnull=False)))
-            .order_by("system_a__name", "system_b__name"))
-    return [{"key": f"{r['system_a_id']}-{r['system_b_id']}", "system_a": r["system_a__name"],
-             "system_b": r["system_b__name"], "system_a_id": r["system_a_id"], "system_b_id": r["system_b_id"],
+    # Grouped by the systems' ids, their names looked up once: joining the names into the GROUP BY over
+    # every unit cost 0.6 s at 200,000 units (bench/scale.py).
+    rows = list(Alignment.objects.filter(instance__dataset=dataset, metric=metric).order_by()
+                .values("system_a_id", "system_b_id")
+                .annotate(units=Count("id"), defined=Count("id", filter=Q(separability__isnull=False))))
+    names = dict(System.objects.filter(id__in={r["system_a_id"] for r in rows} | {r["system_b_id"] for r in rows})
+                 .values_list("id", "name"))
+    rows.sort(key=lambda r: (names[r["system_a_id"]], names[r["system_b_id"]]))
+    return [{"key": f"{r['system_a_id']}-{r['system_b_id']}", "system_a": names[r["system_a_id"]],
+             "system_b": names[r["system_b_id"]], "system_a_id": r["system_a_id"], "system_b_id": r["system_b_id"],
              "units": r["units"], "defined": r["defined"]} for r in rows]
 
 

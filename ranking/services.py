@@ -132,8 +132,10 @@ def study_leaderboard(study, method: str, rounds: int = BOOTSTRAP_ROUNDS, seed: 
 
 
 @transaction.atomic
-def rebuild_elo_states(study, table: VoteTable | None = None) -> None:
-    """Replace the incremental Elo state by a full replay of the study's votes.
+def rebuild_elo_states(study) -> VoteTable:
+    """Replace the incremental Elo state by a full replay of the study's votes; returns the vote table
+    it replayed, read under the study's lock (a vote committed between a read outside it and the lock
+    would be missing from the replayed state until the next rebuild: bench/web_load.py's audit saw it).
 
     Replays with `ratings.elo` itself rather than `compute_leaderboard`, whose connectivity and
     all-weights-zero checks would leave the state empty while the per-vote updates go on from 1000:
@@ -142,11 +144,12 @@ def rebuild_elo_states(study, table: VoteTable | None = None) -> None:
 
     Study.objects.select_for_update().filter(pk=study.pk).first()  # serialise with concurrent rebuilds
     RatingState.objects.filter(study=study).delete()
-    system_a, system_b, winners, weights = study_vote_table(study) if table is None else table
+    table = study_vote_table(study)
+    system_a, system_b, winners, weights = table
     score, keep = scores_from_winners(winners, study.both_bad)
     kept = [i for i in range(len(winners)) if keep[i]]
     if not kept:
-        return
+        return table
     a, b, names = factorize_systems([system_a[i] for i in kept], [system_b[i] for i in kept])
     score, weights = score[kept], [weights[i] for i in kept]
     votes = np.bincount(a, minlength=len(names)) + np.bincount(b, minlength=len(names))
@@ -158,6 +161,7 @@ def rebuild_elo_states(study, table: VoteTable | None = None) -> None:
                         votes=int(votes[i]))
             for i, name in enumerate(names)
         ])
+    return table
 
 
 def refresh_snapshots(study, rounds: int = BOOTSTRAP_ROUNDS, store: bool = True,
@@ -183,8 +187,7 @@ def refresh_snapshots(study, rounds: int = BOOTSTRAP_ROUNDS, store: bool = True,
 
 def rebuild_study_ratings(study, rounds: int = BOOTSTRAP_ROUNDS) -> dict[str, LeaderboardSnapshot]:
     """Full rebuild after an import or a separability run: Elo states and all snapshots."""
-    table = study_vote_table(study)
-    rebuild_elo_states(study, table)
+    table = rebuild_elo_states(study)  # the snapshots are computed on the same votes, read once
     return refresh_snapshots(study, rounds=rounds, table=table)
 
 
