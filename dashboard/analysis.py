@@ -29,6 +29,7 @@ EMPTY: dict[str, Any] = {  # what a large study's page shows before its first an
                   "fleiss_kappa": {"value": None, "note": "being computed"}, "labels": []},
     "consistency": {"metric": "", "pairs": [], "overall": None, "note": "", "units": 0},
     "timeline": {"labels": [], "counts": [], "cumulative": [], "bucket": None},
+    "adaptive": None,
 }
 
 
@@ -56,7 +57,17 @@ def compute(study: Study) -> dict[str, Any]:
         "disagreed": queries.disagreed_items(study, rows),
         "consistency": queries.consistency_scatter(study),
         "timeline": queries.votes_over_time(study),
+        "adaptive": _adaptive_report(study),
     })
+
+
+def _adaptive_report(study: Study) -> dict[str, Any] | None:
+    """What the adaptive policy is doing (ranking.priorities), for an adaptive study; None otherwise."""
+    if study.policy != Study.Policy.ADAPTIVE:
+        return None
+    from ranking.priorities import adaptive_report
+
+    return adaptive_report(study)
 
 
 def refresh(study: Study) -> StudyAnalysis:

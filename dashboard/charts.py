@@ -116,3 +116,15 @@ def board_chart(comparison: dict) -> dict:
         x_axis.update(min=round(min(ends) - margin), max=round(max(ends) + margin))
     return _base("bar", {"labels": systems, "datasets": datasets}, "rating (Elo scale)", "system",
                  indexAxis="y", scales={"x": x_axis})
+
+
+def gain_chart(report: dict) -> dict:
+    """The adaptive policy's open comparisons by expected gain of one more vote (ranking.priorities)."""
+    edges = report["histogram"]["edges"]
+    labels = [f"{edges[i]:.3f}–{edges[i + 1]:.3f}" for i in range(len(edges) - 1)]
+    return _base("bar", {
+        "labels": labels,
+        "datasets": [{"label": "open comparisons", "data": report["histogram"]["counts"], "backgroundColor": GREEN,
+                      "barPercentage": 1.0, "categoryPercentage": 1.0}],
+    }, "expected gain of one more vote", "open comparisons")
+

@@ -77,6 +77,8 @@ def study(request, slug):
         "timeline_chart": charts.timeline_chart(timeline),
         "timeline": timeline,
         "annotator_chart": charts.annotator_chart(annotators),
+        "adaptive": computed.get("adaptive"),
+        "gain_chart": charts.gain_chart(computed["adaptive"]) if computed.get("adaptive") else None,
         "export_formats": exports.FORMATS,
         "large": progress["votes"] > exports.LARGE_EXPORT_VOTES,
         "large_limit": exports.LARGE_EXPORT_VOTES,

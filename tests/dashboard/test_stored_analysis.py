@@ -52,3 +52,28 @@ def test_the_api_study_detail_gives_a_large_study_the_stored_agreement(staff_cli
     stored = StudyAnalysis.objects.get(study=study)
     body = staff_client.get(f"/api/v1/studies/{study.slug}/").json()
     assert body["agreement"] == stored.payload["agreement"]
+
+
+def test_an_adaptive_study_page_says_what_the_policy_is_doing(staff_client):
+    from annotations.models import Study
+    from ranking.priorities import adaptive_report
+    from tests.factories import add_vote, make_rating_study
+
+    study = make_rating_study(slug="adaptive-page", systems=("alpha", "beta", "gamma"), n_instances=4,
+                              policy=Study.Policy.ADAPTIVE, votes_per_comparison=20)
+    for n in range(12):  # alpha and beta split evenly; both beat gamma every time
+        add_vote(study, "alpha", "beta", "x" if n % 2 else "y", instance=n % 4, apply=False)
+        add_vote(study, "alpha", "gamma", "x", instance=n % 4, apply=False)
+        add_vote(study, "beta", "gamma", "x", instance=n % 4, apply=False)
+    page = staff_client.get(f"/dashboard/studies/{study.slug}/")
+    html = page.content.decode()
+    report = adaptive_report(study)
+    assert page.context["adaptive"] == report and 'id="adaptive-h"' in html
+    assert report["undecided_count"] >= 1 and "<td>alpha vs beta</td>" in html  # the even split is undecided
+    assert f'id="adaptive-open">{report["open_comparisons"]}<' in html
+
+
+def test_a_study_under_another_policy_has_no_adaptive_panel(staff_client):
+    study = make_voted_study("not-adaptive", n_instances=3, annotators=2)
+    page = staff_client.get(f"/dashboard/studies/{study.slug}/")
+    assert page.context["adaptive"] is None and 'id="adaptive-h"' not in page.content.decode()
