@@ -128,3 +128,24 @@ def gain_chart(report: dict) -> dict:
                       "barPercentage": 1.0, "categoryPercentage": 1.0}],
     }, "expected gain of one more vote", "open comparisons")
 
+
+PLAN_COLOURS = {"random": "#6b7280", "top_fraction": ORANGE, "proportional": BLUE, "adaptive": GREEN}
+
+
+def plan_chart(planned: dict) -> dict:
+    """The votes-needed planner's curves: expected Spearman with the true ranking against votes, one line
+    per policy, and a mark at the study's votes so far (dashboard.planner)."""
+    config = _base("line", {
+        "labels": planned["votes"],
+        "datasets": [{"label": policy, "data": [round(v, 4) for v in values],
+                      "borderColor": PLAN_COLOURS.get(policy, BLUE), "backgroundColor": PLAN_COLOURS.get(policy, BLUE),
+                      "pointRadius": 2, "tension": 0}
+                     for policy, values in planned["curves"].items()],
+    }, "votes", "expected Spearman with the true ranking")
+    low, high = (planned["votes"][0], planned["votes"][-1]) if planned["votes"] else (0, 1)
+    config["options"]["plugins"]["marks"] = {  # kept on the axis: past the simulated budget it sits at its end
+        "low": low, "high": high,
+        "lines": [{"value": min(max(planned["current"], low), high), "label": f"now: {planned['current']} votes"}],
+    }
+    return config
+

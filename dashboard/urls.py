@@ -8,6 +8,7 @@ app_name = "dashboard"
 urlpatterns = [
     path("", views.index, name="index"),
     path("studies/<slug:slug>/", views.study, name="study"),
+    path("studies/<slug:slug>/planner/", views.planner, name="planner"),
     path("studies/<slug:slug>/export/<str:fmt>/", views.export_votes, name="export_votes"),
     path("studies/<slug:slug>/annotators/<int:user_id>/exclusion/", views.exclude_annotator,
          name="exclude_annotator"),

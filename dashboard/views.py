@@ -87,6 +87,22 @@ def study(request, slug):
     })
 
 
+@require_GET
+@staff_required
+def planner(request, slug):
+    """The votes-needed planner's fragment (htmx swaps it into the dashboard and the study form)."""
+    from .planner import study_plan
+
+    study = get_object_or_404(Study, slug=slug)
+    planned = study_plan(study, queries.study_progress(study)["votes"])
+    rows = [] if "error" in planned else [
+        {"policy": policy, "separate": planned["separate"][policy], "final": values[-1] if values else None}
+        for policy, values in planned["curves"].items()]
+    return render(request, "dashboard/_planner.html", {
+        "study": study, "plan": planned, "rows": rows,
+        "plan_chart": None if "error" in planned else charts.plan_chart(planned)})
+
+
 @require_POST
 @staff_required
 def exclude_annotator(request, slug, user_id):

@@ -77,3 +77,31 @@ def test_a_study_under_another_policy_has_no_adaptive_panel(staff_client):
     study = make_voted_study("not-adaptive", n_instances=3, annotators=2)
     page = staff_client.get(f"/dashboard/studies/{study.slug}/")
     assert page.context["adaptive"] is None and 'id="adaptive-h"' not in page.content.decode()
+
+
+def test_the_planner_simulates_each_policy_from_the_studys_own_comparisons(staff_client):
+    from dashboard import planner
+
+    study = make_voted_study("planned", n_instances=4, annotators=3)
+    page = staff_client.get(f"/dashboard/studies/{study.slug}/")
+    assert f'hx-get="/dashboard/studies/{study.slug}/planner/"' in page.content.decode()
+    fragment = staff_client.get(f"/dashboard/studies/{study.slug}/planner/")
+    assert fragment.status_code == 200
+    planned = fragment.context["plan"]
+    assert set(planned["curves"]) == set(planner.POLICIES)
+    assert planned["units"] == study.comparisons.filter(selected=True, is_gold=False).count()
+    assert all(len(values) == len(planned["votes"]) for values in planned["curves"].values())
+    assert all(-1.0 <= v <= 1.0 for values in planned["curves"].values() for v in values)
+    assert planned["current"] == 21 and 'id="planner-table"' in fragment.content.decode()
+    assert "prior" in planned["source"] or "Bradley-Terry" in planned["source"]
+
+
+def test_the_planner_is_staff_only_and_says_when_there_is_nothing_to_plan(staff_client):
+    from django.test import Client
+
+    from tests.factories import make_study
+
+    study = make_study("unopened-plan", open_it=False)
+    assert Client().get(f"/dashboard/studies/{study.slug}/planner/").status_code in (302, 403)
+    fragment = staff_client.get(f"/dashboard/studies/{study.slug}/planner/")
+    assert fragment.status_code == 200 and 'id="planner-error"' in fragment.content.decode()

@@ -32,6 +32,7 @@ TABLE = {
     "admin-import": ("/admin/annotations/import/", {ANON: LOGIN, ANNOTATOR: LOGIN, STAFF: OK}),
     "dashboard:index": ("/dashboard/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
     "dashboard:study": ("/dashboard/studies/{study}/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
+    "dashboard:planner": ("/dashboard/studies/{study}/planner/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
     "judges:study": ("/judges/{study}/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
     "dashboard:export_votes": ("/dashboard/studies/{study}/export/csv/",
                                {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
