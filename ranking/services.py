@@ -38,6 +38,7 @@ ELO_METHODS = (RatingState.Method.ELO, RatingState.Method.WEIGHTED_ELO)
 SNAPSHOT_METHODS = METHODS  # lib.vocabulary
 RECOMPUTE_DEBOUNCE_SECONDS = 5
 BOOTSTRAP_ROUNDS = 100
+RATING_ROWS_LOCK = 7_301  # the advisory lock class of a study's first votes (_serialise_first_votes)
 
 
 def score_of(winner: str, both_bad: str) -> float | None:
@@ -70,8 +71,14 @@ def apply_vote_to_ratings(vote) -> None:
     if score is None:
         return
     systems = (comparison.system_a_id, comparison.system_b_id)
+    if RatingState.objects.filter(study_id=study.pk, system_id__in=systems).count() < len(systems) * len(ELO_METHODS):
+        # The systems' first vote in this study. Two such votes inserting overlapping rows each waited for
+        # the other's uncommitted insert: a deadlock (tests/annotations/test_concurrency.py saw it). First
+        # votes of a study take one transaction-scoped advisory lock before any rating row, so they insert
+        # one at a time; every other vote goes straight to the row locks below.
+        _serialise_first_votes(study.pk)
     states = _locked_rating_states(study.pk, systems)
-    if len(states) < len(systems) * len(ELO_METHODS):  # the systems' first vote in this study
+    if len(states) < len(systems) * len(ELO_METHODS):
         RatingState.objects.bulk_create(
             [RatingState(study_id=study.pk, system_id=s, method=m, rating=DEFAULT_INITIAL)
              for s in systems for m in ELO_METHODS if (m, s) not in states],
@@ -84,6 +91,16 @@ def apply_vote_to_ratings(vote) -> None:
         state_a, state_b = states[(method, systems[0])], states[(method, systems[1])]
         state_a.rating, state_b.rating = elo_update(state_a.rating, state_b.rating, score, weight=weights[method])
     store_ratings(states.values())
+
+
+def _serialise_first_votes(study_id: int) -> None:
+    """PostgreSQL: pg_advisory_xact_lock on (rating rows, study), released at commit. SQLite writes one
+    transaction at a time already."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [RATING_ROWS_LOCK, study_id])
 
 
 def _locked_rating_states(study_id: int, systems) -> dict:

@@ -38,6 +38,7 @@ def objects(media_root, monkeypatch):
 ROUTES = [
     ("dashboard", "get", "/dashboard/", 200),
     ("dashboard", "get", "/dashboard/studies/{study}/", 200),
+    ("dashboard", "get", "/dashboard/studies/{study}/planner/", 200),
     ("dashboard", "get", "/dashboard/datasets/{dataset}/separability/", 200),
     ("dashboard", "get", "/dashboard/datasets/{dataset}/separability/?metric=rouge1&pair=all", 200),
     ("dashboard", "post", "/dashboard/datasets/{dataset}/separability/run/", 302),
