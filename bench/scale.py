@@ -36,11 +36,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.web_load import (  # noqa: E402 - the load benchmark's process helpers, shared
-    _percentile,
     create_database,
     drop_database,
     free_port,
     machine,
+    percentile,
     stop_process,
     wait_for,
 )
@@ -390,7 +390,7 @@ def time_pages(base: str, invite_token: str, n: int, only: set[str]) -> list[dic
                 slow = True  # a page this slow is measured on 3 requests, not n
                 break
         row = {"page": name, "path": path, "who": who, "n": len(latencies),
-               "p50_ms": 1000 * statistics.median(latencies), "p95_ms": 1000 * _percentile(latencies, 95),
+               "p50_ms": 1000 * statistics.median(latencies), "p95_ms": 1000 * percentile(latencies, 95),
                "first_byte_p50_ms": 1000 * statistics.median(first_byte[2:]), "bytes": size,
                "statuses": sorted(statuses), "cut_short": slow}
         results.append(row)

@@ -73,6 +73,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -276,7 +277,8 @@ def build_study(overlap: int, invite_uses: int):
 # the clients (spawned processes, each running a share of the annotators as threads)
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile; NaN for no values (bench/peers and bench/scale use it too)."""
     if not values:
         return float("nan")
     ordered = sorted(values)
@@ -496,7 +498,7 @@ def run_phase(kind, args, base, slug, invite_url, seconds, master_pid, seed_base
     latencies = [r[1] for r in in_window]
     return {
         "kind": kind, "seconds": seconds, "count": len(in_window), "per_second": len(in_window) / seconds,
-        "p50_ms": 1000 * _percentile(latencies, 50), "p99_ms": 1000 * _percentile(latencies, 99),
+        "p50_ms": 1000 * percentile(latencies, 50), "p99_ms": 1000 * percentile(latencies, 99),
         "mean_ms": 1000 * statistics.fmean(latencies) if latencies else float("nan"),
         "requests_total": len(records), "statuses": dict(Counter(r[2] for r in records)),
         "acknowledged": acknowledged, "errors": errors, "ran_out": ran_out,
@@ -554,10 +556,10 @@ def summarise_open_loop(records: list[OpenLoopRecord], start: float, seconds: fl
     return {
         "planned": planned, "offered_per_second": planned / seconds, "count": len(answered),
         "achieved_per_second": len(answered) / max(seconds, last - start),
-        "p50_ms": 1000 * _percentile(latencies, 50), "p95_ms": 1000 * _percentile(latencies, 95),
-        "p99_ms": 1000 * _percentile(latencies, 99), "max_ms": 1000 * max(latencies, default=float("nan")),
-        "service_p50_ms": 1000 * _percentile(service, 50), "service_p99_ms": 1000 * _percentile(service, 99),
-        "start_delay_p99_ms": 1000 * _percentile(delays, 99),
+        "p50_ms": 1000 * percentile(latencies, 50), "p95_ms": 1000 * percentile(latencies, 95),
+        "p99_ms": 1000 * percentile(latencies, 99), "max_ms": 1000 * max(latencies, default=float("nan")),
+        "service_p50_ms": 1000 * percentile(service, 50), "service_p99_ms": 1000 * percentile(service, 99),
+        "start_delay_p99_ms": 1000 * percentile(delays, 99),
         "late_starts": sum(r.picked > r.scheduled for r in records),
         "failed": len(records) - len(answered), "not_sent": planned - len(records),
         "answered_after_window_s": max(0.0, last - start - seconds),
@@ -707,14 +709,7 @@ def report_open_loop(args, study, base, slug, invite_url, master_pid) -> int:
     if result["not_sent"]:
         print(f"  [FAIL] {result['not_sent']} scheduled votes never sent (every session stopped)")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    if args.profile:
-        what = "Python CPU (GIL holders)" if args.profile_cpu else "wall-clock samples"
-        print(f"\nprofile of the gunicorn workers during the open loop, {what} ({args.profile}):")
-        try:
-            for line in summarise_profile(args.profile):
-                print("  " + line)
-        except OSError as exc:
-            print(f"  no profile: {exc}")
+    print_profile(args, "the gunicorn workers during the open loop")
     if args.json:
         Path(args.json).write_text(json.dumps({
             "machine": machine(), "args": vars(args), "open_loop": {k: v for k, v in result.items()
@@ -780,6 +775,19 @@ PROFILE_CATEGORIES = (  # (label, pattern of a frame's file); a sample goes to t
     ("sessions, auth, middleware, request/response", r"\(django/(contrib|middleware|http|core|utils)/|\(whitenoise/"),
     ("gunicorn", r"\(gunicorn/"),
 )
+
+
+def print_profile(args, phase: str) -> None:
+    """The py-spy summary of `--profile`, if one was asked for (every benchmark prints it the same way)."""
+    if not args.profile:
+        return
+    what = "Python CPU (GIL holders)" if args.profile_cpu else "wall-clock samples"
+    print(f"\nprofile of {phase}, {what} ({args.profile}):")
+    try:
+        for line in summarise_profile(args.profile):
+            print("  " + line)
+    except OSError as exc:
+        print(f"  no profile: {exc}")
 
 
 def summarise_profile(path: str, top: int = 20) -> list[str]:
@@ -947,14 +955,7 @@ def main(argv=None) -> int:
         if errors:
             print(f"  [FAIL] {len(errors)} client errors, e.g. {errors[:5]}")
         print(f"load average after: {os.getloadavg()[0]:.2f}")
-        if args.profile:
-            what = "Python CPU (GIL holders)" if args.profile_cpu else "wall-clock samples"
-            print(f"\nprofile of the gunicorn workers during the annotators' phase, {what} ({args.profile}):")
-            try:
-                for line in summarise_profile(args.profile):
-                    print("  " + line)
-            except OSError as exc:
-                print(f"  no profile: {exc}")
+        print_profile(args, "the gunicorn workers during the annotators' phase")
         if args.json:
             Path(args.json).write_text(json.dumps({
                 "machine": machine(), "args": vars(args), "cycles": {k: v for k, v in cycles.items()

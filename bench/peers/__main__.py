@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.peers.summary import format_table, ratios_against
 from bench.peers.systems import PEERS, Options, run_label_studio, run_potato, run_site
-from bench.web_load import machine, summarise_profile
+from bench.web_load import machine, print_profile
 
 SYSTEMS = ("site", "label-studio", "potato")
 OURS = "this site"
@@ -107,14 +107,7 @@ def main(argv=None) -> int:
         if run.result.system == OURS:
             passed = ok and all(check_ok for _, check_ok, _ in run.checks)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    if args.profile:
-        what = "Python CPU (GIL holders)" if args.profile_cpu else "wall-clock samples"
-        print(f"\nprofile of this site's gunicorn workers during its phase, {what} ({args.profile}):")
-        try:
-            for line in summarise_profile(args.profile):
-                print("  " + line)
-        except OSError as exc:
-            print(f"  no profile: {exc}")
+    print_profile(args, "this site's gunicorn workers during its phase")
     if args.json:
         Path(args.json).write_text(json.dumps({
             "machine": machine(), "args": {k: v for k, v in vars(args).items()},

@@ -11,17 +11,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
+from bench.web_load import percentile  # the same nearest-rank rule as web_load's figures
+
 # One finished cycle as the load generator records it: (finished at, seconds it took, succeeded).
 CycleRecord = tuple[float, float, bool]
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (the same rule as bench/web_load.py); NaN for no values."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))
-    return ordered[index]
 
 
 @dataclass(frozen=True)
