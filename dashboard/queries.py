@@ -42,7 +42,7 @@ def study_progress(study: Study, now=None) -> dict:
 
 
 def studies_progress(studies, now=None) -> dict[int, dict]:
-    """{study id: study_progress} for many studies in the same seven statements as for one.
+    """{study id: study_progress} for many studies in the same six statements as for one.
 
     No statement reads every vote: live votes are counted by `Comparison.votes_count` (one aggregate over
     the comparisons), the few others (imported, judges') and the excluded ones through partial indexes,
@@ -52,14 +52,13 @@ def studies_progress(studies, now=None) -> dict[int, dict]:
     ids = [study.pk for study in studies]
     overlap = {study.pk: study.votes_per_comparison for study in studies}
     served = Q(selected=True, is_gold=False)
+    # Each comparison counts up to its study's overlap: one CASE over the studies (their overlaps differ).
+    cap = Case(*[When(study_id=pk, then=Value(n)) for pk, n in overlap.items()], default=Value(0))
     counted = {row["study_id"]: row for row in Comparison.objects.filter(study_id__in=ids).order_by()
                .values("study_id").annotate(
                    comparisons=Count("id", filter=served),
+                   covered=Sum(Least("votes_count", cap), filter=served),
                    live=Sum("votes_count"), live_gold=Sum("votes_count", filter=Q(is_gold=True)))}
-    # Each comparison counts up to its study's overlap: one CASE over the studies (their overlaps differ).
-    capped = {row["study_id"]: row["covered"] for row in Comparison.objects.filter(served, study_id__in=ids)
-              .order_by().values("study_id").annotate(covered=Sum(Least("votes_count", Case(
-                  *[When(study_id=pk, then=Value(n)) for pk, n in overlap.items()], default=Value(0)))))}
     others = {row["study_id"]: row for row in Vote.objects.filter(study_id__in=ids).exclude(source=Vote.Source.LIVE)
               .order_by().values("study_id").annotate(
                   n=Count("id"), gold=Count("id", filter=Q(comparison__is_gold=True)),
@@ -84,7 +83,7 @@ def studies_progress(studies, now=None) -> dict[int, dict]:
         row = counted.get(study.pk, {})
         other = others.get(study.pk, {})
         target = (row.get("comparisons") or 0) * overlap[study.pk]
-        covered = capped.get(study.pk) or 0
+        covered = row.get("covered") or 0
         progress[study.pk] = {
             "votes": (row.get("live") or 0) + (other.get("n") or 0),
             "gold_votes": (row.get("live_gold") or 0) + (other.get("gold") or 0),
