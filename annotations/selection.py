@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.db import connection, transaction
@@ -49,10 +49,14 @@ def use_separability_lookup(lookup: SeparabilityLookup) -> None:
     _separability_lookup = lookup
 
 
-def candidate_units(study: Study) -> list[Unit]:
-    system_ids = sorted(study.systems.values_list("id", flat=True))
+def candidate_units(study: Study, system_ids: Iterable[int] | None = None) -> list[Unit]:
+    """Every pair of the study's models on each instance of its dataset where both have an output. With
+    `system_ids`, those models instead of the study's own: an unsaved study (the study form's planner) has
+    none yet, and reading them is all this needs of the database (it writes nothing)."""
+    system_ids = sorted(set(study.systems.values_list("id", flat=True) if system_ids is None else system_ids))
     present = defaultdict(set)
-    for instance_id, system_id in (Generation.objects.filter(instance__dataset=study.dataset, system_id__in=system_ids)
+    for instance_id, system_id in (Generation.objects.filter(instance__dataset_id=study.dataset_id,
+                                                             system_id__in=system_ids)
                                    .values_list("instance_id", "system_id").distinct()):
         present[instance_id].add(system_id)
     separability = _separability_lookup(study, system_ids) if _separability_lookup is not None else {}

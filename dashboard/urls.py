@@ -9,6 +9,7 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("studies/<slug:slug>/", views.study, name="study"),
     path("studies/<slug:slug>/planner/", views.planner, name="planner"),
+    path("plan/", views.form_planner, name="form_planner"),
     path("studies/<slug:slug>/export/<str:fmt>/", views.export_votes, name="export_votes"),
     path("studies/<slug:slug>/annotators/<int:user_id>/exclusion/", views.exclude_annotator,
          name="exclude_annotator"),

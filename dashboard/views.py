@@ -90,17 +90,36 @@ def study(request, slug):
 @require_GET
 @staff_required
 def planner(request, slug):
-    """The votes-needed planner's fragment (htmx swaps it into the dashboard and the study form)."""
+    """The votes-needed planner's fragment on the dashboard's study page (htmx swaps it in)."""
     from .planner import study_plan
 
     study = get_object_or_404(Study, slug=slug)
-    planned = study_plan(study, queries.study_progress(study)["votes"])
+    return _planner_fragment(request, study, study_plan(study, queries.study_progress(study)["votes"]))
+
+
+@require_GET
+@staff_required
+def form_planner(request):
+    """The study form's planner (htmx, the form's selection fields as query parameters): the plan of the
+    comparisons those settings would create, saved or not; `study` names the study being edited, whose
+    board then stands in as a pilot. Writes nothing; bad settings get the fragment's message."""
+    from .planner import form_plan
+
+    study = Study.objects.filter(slug=request.GET.get("study") or None).first()
+    current = queries.study_progress(study)["votes"] if study is not None else 0
+    unsaved, planned = form_plan(request.GET, study, current)
+    return _planner_fragment(request, unsaved, planned)
+
+
+def _planner_fragment(request, study, planned):
     rows = [] if "error" in planned else [
         {"policy": policy, "separate": planned["separate"][policy], "final": values[-1] if values else None}
         for policy, values in planned["curves"].items()]
-    return render(request, "dashboard/_planner.html", {
-        "study": study, "plan": planned, "rows": rows,
-        "plan_chart": None if "error" in planned else charts.plan_chart(planned)})
+    chart = None if "error" in planned else charts.plan_chart(planned)
+    if chart is not None and (study is None or study.pk is None):  # a new study has no votes to mark
+        chart["options"]["plugins"]["marks"]["lines"] = []
+    return render(request, "dashboard/_planner.html", {"study": study, "plan": planned, "rows": rows,
+                                                       "plan_chart": chart})
 
 
 @require_POST

@@ -39,6 +39,7 @@ ROUTES = [
     ("dashboard", "get", "/dashboard/", 200),
     ("dashboard", "get", "/dashboard/studies/{study}/", 200),
     ("dashboard", "get", "/dashboard/studies/{study}/planner/", 200),
+    ("dashboard", "get", "/dashboard/plan/?study={study}", 200),  # the study form's planner (no dataset: a message)
     ("dashboard", "get", "/dashboard/datasets/{dataset}/separability/", 200),
     ("dashboard", "get", "/dashboard/datasets/{dataset}/separability/?metric=rouge1&pair=all", 200),
     ("dashboard", "post", "/dashboard/datasets/{dataset}/separability/run/", 302),

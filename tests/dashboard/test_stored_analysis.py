@@ -101,7 +101,7 @@ def test_the_planner_is_staff_only_and_says_when_there_is_nothing_to_plan(staff_
 
     from tests.factories import make_study
 
-    study = make_study("unopened-plan", open_it=False)
+    study = make_study("unopened-plan", n_instances=0, open_it=False)  # a draft over no outputs: no units
     assert Client().get(f"/dashboard/studies/{study.slug}/planner/").status_code in (302, 403)
     fragment = staff_client.get(f"/dashboard/studies/{study.slug}/planner/")
     assert fragment.status_code == 200 and 'id="planner-error"' in fragment.content.decode()

@@ -33,6 +33,7 @@ TABLE = {
     "dashboard:index": ("/dashboard/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
     "dashboard:study": ("/dashboard/studies/{study}/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
     "dashboard:planner": ("/dashboard/studies/{study}/planner/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
+    "dashboard:form_planner": ("/dashboard/plan/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
     "judges:study": ("/judges/{study}/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
     "dashboard:export_votes": ("/dashboard/studies/{study}/export/csv/",
                                {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
