@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "lib",
     "annotations",
     "separability",
+    "generation",
     "ranking",
     "judges",
     "dashboard",
@@ -165,6 +166,9 @@ SEPARABILITY_LAYER = env.int("SEPARABILITY_LAYER", default=6)
 SEPARABILITY_DEVICE = env("SEPARABILITY_DEVICE", default="auto")
 SEPARABILITY_BATCH_SIZE = env.int("SEPARABILITY_BATCH_SIZE", default=64)
 SEPARABILITY_CHUNK_INSTANCES = env.int("SEPARABILITY_CHUNK_INSTANCES", default=200)
+
+# --- generation (sampling from model endpoints, docs/design.md §9) ---------------------------------
+GENERATION_CHUNK_INSTANCES = env.int("GENERATION_CHUNK_INSTANCES", default=25)
 
 # --- imports ----------------------------------------------------------------------------------------
 IMPORT_MAX_TEXT_BYTES = env.int("IMPORT_MAX_TEXT_BYTES", default=100_000)

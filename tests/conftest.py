@@ -235,3 +235,26 @@ def screenshots(tmp_path) -> Path:
     target = Path(os.environ["SCREENSHOTS_DIR"]) if os.environ.get("SCREENSHOTS_DIR") else tmp_path / "screenshots"
     target.mkdir(parents=True, exist_ok=True)
     return target
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A random-weight causal LM folder built offline (bench/model_server.build_tiny_model)."""
+    from bench.model_server import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-lm") / "tiny-lm")
+
+
+@pytest.fixture(scope="session")
+def model_server(tiny_model_dir):
+    """`transformers serve` (a real OpenAI-compatible server) serving the tiny model, for the session."""
+    from bench.model_server import ModelServer
+
+    server = ModelServer(tiny_model_dir, log_path=ROOT / "test-artifacts" / "transformers-serve.log")
+    server.log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        server.start()
+    except RuntimeError as error:
+        service_missing(f"`transformers serve` ({error})")
+    yield server
+    server.stop()

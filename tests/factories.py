@@ -169,3 +169,23 @@ def add_vote(study, x, y, outcome, instance=0, separability=None, log=None, appl
         log.winner.append(winner)
         log.weight.append(separability_weight(comparison.separability))
     return vote
+
+
+# ---------------------------------------------------------------------------------------------- generation
+
+def make_prompt_dataset(slug="prompts", n_instances=3) -> Dataset:
+    """A dataset of inputs with no outputs yet (the site samples them)."""
+    dataset = Dataset.objects.create(slug=slug)
+    for i in range(n_instances):
+        Instance.objects.create(dataset=dataset, external_id=f"p{i}", input=f"Write a line about the number {i}.")
+    return dataset
+
+
+def make_endpoint(name, base_url="", model="", system_name=None, **fields):
+    """A ModelEndpoint for the system `system_name` (default: the endpoint's name), created if new."""
+    from generation.models import ModelEndpoint
+
+    system, _ = System.objects.get_or_create(name=system_name or name)
+    kind = fields.pop("kind", ModelEndpoint.Kind.OPENAI)
+    return ModelEndpoint.objects.create(name=name, system=system, kind=kind, base_url=base_url, model=str(model),
+                                        **{"max_retries": 1, "timeout_seconds": 60, **fields})

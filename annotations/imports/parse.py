@@ -432,6 +432,56 @@ def parse_generations_csv(name: str, text: str, max_text_bytes: int) -> ParsedGe
 
 
 # --------------------------------------------------------------------------------------------------
+# prompts only (instances without outputs: the site samples the outputs, docs/design.md §9)
+
+PROMPT_KEYS = ("instance_id", "input", "reference", "metadata")
+
+
+def parse_prompts(path: str | Path, max_text_bytes: int, data: bytes | None = None,
+                  fmt: str | None = None) -> ParsedGenerations:
+    """Instances with their inputs and no generations. JSONL: {"instance_id", "input", "reference"?,
+    "metadata"?} per line; CSV: columns instance_id,input[,reference]."""
+    name = str(path)
+    fmt = fmt or ("csv" if name.lower().endswith(".csv") else "jsonl")
+    text = read_utf8_text(path, data)
+    parsed = ParsedGenerations(name)
+
+    def add(line: int, record: dict) -> None:
+        instance_id = _name(name, line, record, "instance_id")
+        if instance_id in parsed.instances:
+            raise ImportFileError(name, line, "instance_id", f"duplicate instance {instance_id!r} (first on line "
+                                  f"{parsed.instances[instance_id].line})")
+        input_text = check_text(name, line, "input", _required(name, line, record, "input"), max_text_bytes)
+        reference = record.get("reference")
+        if reference is not None:
+            check_text(name, line, "reference", reference, max_text_bytes, allow_empty=True)
+        metadata = record.get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise ImportFileError(name, line, "metadata", f"must be a JSON object, not {_type_name(metadata)}")
+        check_json(name, line, "metadata", metadata, max_text_bytes)
+        parsed.instances[instance_id] = ParsedInstance(instance_id, line, input_text, reference, metadata)
+
+    if fmt == "csv":
+        for line, row in _csv_records(name, text, ("instance_id", "input")):
+            add(line, {k: v for k, v in row.items() if k in ("instance_id", "input", "reference")})
+    else:
+        decoder = json_decoder()
+        for number, raw in enumerate(text.split("\n"), start=1):
+            if not raw.strip():
+                continue
+            start = json.decoder.WHITESPACE.match(raw, 0).end()  # type: ignore[attr-defined]  # undocumented stdlib regex
+            obj, end = load_json(name, number, raw, start, PROMPT_KEYS, decoder)
+            if raw[end:].strip(" \t\r\n"):
+                raise ImportFileError(name, number, "json", f"malformed JSON (Extra data at column {end + 1})")
+            if not isinstance(obj, dict):
+                raise ImportFileError(name, number, "json", "each line must be a JSON object")
+            add(number, obj)
+    if not parsed.instances:
+        raise ImportFileError(name, 1, "file", "contains no prompts")
+    return parsed
+
+
+# --------------------------------------------------------------------------------------------------
 # the separability paper's crowd-batch CSV
 
 
