@@ -24,5 +24,6 @@ urlpatterns = [
     path("api/", include("api.urls")),
     path("leaderboard/", include("ranking.urls")),
     path("judges/", include("judges.urls")),
+    path("generation/", include("generation.urls")),
     path("", include("annotations.urls")),
 ]

@@ -11,9 +11,10 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from annotations.models import AnnotatorProfile, InviteLink, Study, Vote
 from dashboard.models import ExportJob
+from generation.models import GenerationRun
 from ranking.services import release_leaderboard
 from separability.models import SeparabilityRun
-from tests.factories import make_study
+from tests.factories import make_endpoint, make_study
 
 ANON, ANNOTATOR, STAFF = "anonymous", "annotator", "staff"
 LOGIN = "login"  # a redirect to the login page
@@ -91,6 +92,16 @@ TABLE = {
     "annotations:study_close": ("/studies/{study}/close/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: NOT_ALLOWED}),
     "annotations:invite_create": ("/studies/{study}/invites/",
                                   {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: NOT_ALLOWED}),
+    "generation:index": ("/generation/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
+    "generation:new_run": ("/generation/new/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
+    "generation:run": ("/generation/runs/{gen_run}/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
+    "generation:run_progress": ("/generation/runs/{gen_run}/progress/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
+    "generation:cancel": ("/generation/runs/{gen_run}/cancel/",
+                          {ANON: NOT_ALLOWED, ANNOTATOR: NOT_ALLOWED, STAFF: NOT_ALLOWED}),
+    "generation:endpoints": ("/generation/endpoints/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
+    "generation:endpoint_new": ("/generation/endpoints/new/", {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
+    "generation:endpoint_edit": ("/generation/endpoints/{endpoint}/edit/",
+                                 {ANON: LOGIN, ANNOTATOR: FORBIDDEN, STAFF: OK}),
 }
 
 # State-changing endpoints: a POST without a CSRF token from a signed-in session must be refused.
@@ -113,6 +124,10 @@ STATE_CHANGING = [
     ("/admin/annotations/import/", STAFF),
     ("/api/v1/token/", STAFF),
     ("/api/v1/datasets/{dataset}/import/", STAFF),
+    ("/generation/new/", STAFF),
+    ("/generation/runs/{gen_run}/cancel/", STAFF),
+    ("/generation/endpoints/new/", STAFF),
+    ("/generation/endpoints/{endpoint}/edit/", STAFF),
 ]
 
 
@@ -151,8 +166,11 @@ def world(db):
     release_leaderboard(study, "staff")
     run = SeparabilityRun.objects.create(dataset=study.dataset, total=3)
     job = ExportJob.objects.create(study=study, format=ExportJob.Format.CSV)  # queued: no file to download yet
+    gen_run = GenerationRun.objects.create(dataset=study.dataset, total=3)
+    endpoint = make_endpoint("perm-endpoint", "http://127.0.0.1:9/v1", "tiny", system_name="perm-endpoint-system")
     return {"study": study.slug, "dataset": study.dataset.slug, "invite": invite.token, "run": run.pk,
             "job": job.pk, "invite_pk": invite.pk, "reentry": "k" * 32, "annotator_pk": annotator.pk,
+            "gen_run": gen_run.pk, "endpoint": endpoint.name,
             "users": {ANNOTATOR: annotator, STAFF: staff}}
 
 
