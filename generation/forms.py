@@ -18,10 +18,13 @@ class EndpointForm(forms.ModelForm):
                                   help_text="The system this endpoint generates for (created if new). Annotators "
                                             "never see it.")
 
+    field_order = ["name", "system_name"]
+
     class Meta:
         model = ModelEndpoint
         fields = ["name", "kind", "base_url", "model", "mode", "api_key_env", "max_concurrency",
                   "requests_per_minute", "tokens_per_minute", "timeout_seconds", "max_retries"]
+        labels = {"base_url": "Base URL", "api_key_env": "API key variable (its name, never the key)"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -56,9 +59,10 @@ class RunForm(forms.Form):
     systems = forms.ModelMultipleChoiceField(
         queryset=System.objects.filter(endpoint__isnull=False).order_by("name"), to_field_name="name",
         widget=forms.CheckboxSelectMultiple, help_text="Systems with an endpoint.")
-    k = forms.IntegerField(min_value=1, max_value=100, initial=5, help_text="Samples per instance and system.")
+    k = forms.IntegerField(min_value=1, max_value=100, initial=5, label="k",
+                           help_text="Samples per instance and system.")
     temperature = forms.FloatField(min_value=0.0, max_value=2.0, initial=1.0)
-    top_p = forms.FloatField(min_value=0.0, max_value=1.0, initial=1.0)
+    top_p = forms.FloatField(min_value=0.0, max_value=1.0, initial=1.0, label="top_p")
     max_tokens = forms.IntegerField(min_value=1, max_value=1_000_000, initial=256)
     seed_policy = forms.ChoiceField(choices=GenerationRun.SeedPolicy.choices,
                                     initial=GenerationRun.SeedPolicy.PER_SAMPLE)
