@@ -169,6 +169,9 @@ SEPARABILITY_CHUNK_INSTANCES = env.int("SEPARABILITY_CHUNK_INSTANCES", default=2
 
 # --- generation (sampling from model endpoints, docs/design.md §9) ---------------------------------
 GENERATION_CHUNK_INSTANCES = env.int("GENERATION_CHUNK_INSTANCES", default=25)
+# Seconds between a chunk's attempts when its endpoint is unreachable, timing out or failing (each attempt
+# asks only for the samples still missing); after the last, the failures are recorded on the run.
+GENERATION_RETRY_SECONDS = env.list("GENERATION_RETRY_SECONDS", cast=int, default=[5, 15, 30, 60, 120])
 
 # --- imports ----------------------------------------------------------------------------------------
 IMPORT_MAX_TEXT_BYTES = env.int("IMPORT_MAX_TEXT_BYTES", default=100_000)
@@ -197,6 +200,12 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # A <slug:...> path segment matches only this; anything else is not a route of the API.
     "PATH_CONVERTER_OVERRIDES": {"slug": {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$"}},
+    # Choice sets sharing a field name ("kind", "status") named here: none gets a hashed name, and the
+    # older ones keep the names clients know.
+    "ENUM_NAME_OVERRIDES": {"KindEnum": "api.serializers.ImportSerializer.KINDS",
+                            "StatusEnum": "annotations.models.Study.Status",
+                            "EndpointKindEnum": "generation.models.ModelEndpoint.Kind",
+                            "GenerationRunStatusEnum": "generation.models.GenerationRun.Status"},
 }
 
 # --- annotators -------------------------------------------------------------------------------------

@@ -137,7 +137,8 @@ def _server_said(exc: Any) -> str:
 
 
 CONTEXT_WORDS = ("context length", "context_length", "maximum context", "too long", "too many tokens",
-                 "max_model_len", "exceeds the model", "prompt is too long")
+                 "max_model_len", "exceeds the model", "prompt is too long",
+                 "`max_new_tokens` must be <=")  # the last: TGI's input validation
 
 
 def classify_openai_error(exc: Exception, spec: EndpointSpec) -> EndpointError:

@@ -6,8 +6,10 @@ worker; embedded (no Redis) they are kept in this process. Requests and tokens p
 requests *into* the site and fails open; this limiter guards requests *out* and waits instead.
 
 Concurrency is a counting semaphore, hand-written because neither redis-py (Lock only) nor `limits`
-(rates only) has one: a sorted set of holder ids scored by when they expire, so a worker killed while
-holding a slot frees it after the endpoint's timeout instead of leaking it.
+(rates only) has one: a sorted set of holder ids scored by when they expire. A holder's process renews
+its slots every few seconds while their requests run (a request may take minutes), so a worker killed while
+holding a slot frees it within HOLD_SECONDS instead of leaking it (bench: a killed worker's slots held a
+whole run up for 150 s when they expired only after the longest possible request).
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 POLL_SECONDS = 0.05
+HOLD_SECONDS = 15.0  # a slot not renewed for this long is free (its holder died)
+RENEW_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,12 @@ class Limits:
     max_concurrency: int
     requests_per_minute: int = 0  # 0 = none
     tokens_per_minute: int = 0
-    hold_seconds: float = 300.0  # a slot whose holder vanished is free after this
+
+    @classmethod
+    def of(cls, spec) -> Limits:
+        """An endpoint's limits (from a generation.clients.EndpointSpec or a ModelEndpoint)."""
+        return cls(key=spec.name, max_concurrency=spec.max_concurrency,
+                   requests_per_minute=spec.requests_per_minute, tokens_per_minute=spec.tokens_per_minute)
 
 
 class _LocalSemaphores:
@@ -74,6 +83,22 @@ class _RedisSemaphores:
 
         self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._acquire = self._redis.register_script(_ACQUIRE)
+        self._held: dict[str, str] = {}  # holder id -> its set, renewed by the thread below
+        self._held_lock = threading.Lock()
+        self._renewer: threading.Thread | None = None
+
+    def _renew_forever(self) -> None:
+        import redis
+
+        while True:
+            time.sleep(RENEW_SECONDS)
+            with self._held_lock:
+                held = list(self._held.items())
+            try:
+                for token, key in held:
+                    self._redis.zadd(key, {token: time.time() + HOLD_SECONDS}, xx=True)
+            except redis.RedisError:  # the next round tries again; a slot lapses only after HOLD_SECONDS
+                pass
 
     def _key(self, key: str) -> str:
         return f"generation:inflight:{key}"
@@ -82,10 +107,19 @@ class _RedisSemaphores:
         token = uuid.uuid4().hex
         now = time.time()
         got = self._acquire(keys=[self._key(limits.key)],
-                            args=[now, token, now + limits.hold_seconds, limits.max_concurrency])
-        return token if got else None
+                            args=[now, token, now + HOLD_SECONDS, limits.max_concurrency])
+        if not got:
+            return None
+        with self._held_lock:
+            self._held[token] = self._key(limits.key)
+            if self._renewer is None:
+                self._renewer = threading.Thread(target=self._renew_forever, name="slot-renewer", daemon=True)
+                self._renewer.start()
+        return token
 
     def release(self, limits: Limits, token: str) -> None:
+        with self._held_lock:
+            self._held.pop(token, None)
         self._redis.zrem(self._key(limits.key), token)
 
     def in_flight(self, key: str) -> int:

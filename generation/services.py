@@ -283,9 +283,7 @@ def run_chunk(run_id: int, chunk_index: int, system_id: int, instance_ids: list[
                                                                                     "reference")}
     todo = [(i, s) for i in instance_ids if i in instances for s in range(run.k) if (i, s) not in stored]
     limiter = get_limiter()
-    limits = Limits(key=spec.name, max_concurrency=spec.max_concurrency,
-                    requests_per_minute=spec.requests_per_minute, tokens_per_minute=spec.tokens_per_minute,
-                    hold_seconds=spec.timeout_seconds * (spec.max_retries + 1) + 30)
+    limits = Limits.of(spec)
 
     def ask(instance_id: int, sample_index: int) -> SampleResult:
         instance = instances[instance_id]
@@ -315,12 +313,20 @@ def run_chunk(run_id: int, chunk_index: int, system_id: int, instance_ids: list[
                 try:
                     result = future.result()
                 except EndpointError as error:
-                    if error.fatal or (successes == 0 and error.kind == ErrorKind.SERVER_ERROR
-                                       and not Generation.objects.filter(provenance__run_id=run_id,
-                                                                         system_id=system_id).exists()):
+                    # An error on every request before any success: the endpoint is wrong, not busy (a server
+                    # that answers 500 to everything, as some do for an unknown model name; or, on the last
+                    # attempt, one that cannot be reached at all). Stop asking it, say why once.
+                    hopeless = successes == 0 and (error.kind == ErrorKind.SERVER_ERROR
+                                                   or (error.retryable and final)) \
+                        and not SampleProvenance.objects.filter(run_id=run_id,
+                                                                generation__system_id=system_id).exists()
+                    if error.fatal or hopeless:
                         fatal = error
                     elif error.retryable and not final:
+                        # The server is down or overloaded: the rest of the chunk would fail alike. Stop now;
+                        # the task tries again later and asks only for what is still missing.
                         outcome.retryable.append((instance_id, sample_index, error))
+                        stop, queue = True, []
                     else:
                         record_failure(run_id, chunk_index, system_id, instance_id, sample_index, error.kind,
                                        error.message)

@@ -4,14 +4,21 @@ acks_late + reject_on_worker_lost: a chunk whose worker died is delivered again 
 is still missing. A chunk with retryable failures (server unreachable, timeouts, 5xx) is retried with
 backoff; its last attempt records them on the run."""
 from celery import shared_task
+from django.conf import settings
 
 from . import services
 
-RETRY_BACKOFF = (5, 15, 30, 60, 120)
+MAX_RETRIES = 5
+
+
+def backoff(retries: int) -> int:
+    """Seconds before retry number `retries` + 1 (GENERATION_RETRY_SECONDS, the last one repeated)."""
+    steps = settings.GENERATION_RETRY_SECONDS
+    return int(steps[min(retries, len(steps) - 1)])
 
 
 @shared_task(bind=True, name="generation.tasks.generate_chunk", acks_late=True, reject_on_worker_lost=True,
-             max_retries=len(RETRY_BACKOFF))
+             max_retries=MAX_RETRIES)
 def generate_chunk(self, run_id: int, chunk_index: int, system_id: int, instance_ids: list[int]) -> int:
     final = self.request.is_eager or self.request.retries >= self.max_retries
     try:
@@ -20,8 +27,8 @@ def generate_chunk(self, run_id: int, chunk_index: int, system_id: int, instance
         if final:
             services.record_chunk_error(run_id, chunk_index, system_id, exc)
             raise
-        raise self.retry(exc=exc, countdown=RETRY_BACKOFF[self.request.retries]) from exc
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
     if outcome.retryable:
         first = outcome.retryable[0][2]
-        raise self.retry(exc=RuntimeError(first.message), countdown=RETRY_BACKOFF[self.request.retries])
+        raise self.retry(exc=RuntimeError(first.message), countdown=backoff(self.request.retries))
     return outcome.created
