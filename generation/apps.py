@@ -3,7 +3,7 @@ researcher's own models (OpenAI-compatible servers or local folders), inside the
 
 It sits above annotations and separability (it writes `annotations.Generation` rows and queues a
 separability run when a run completes) and below judges and dashboard, which reuse its endpoints and
-show its runs. docs/design.md §9."""
+show its runs. docs/design.md §6."""
 from django.apps import AppConfig
 
 

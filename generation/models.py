@@ -3,7 +3,7 @@ system, filled in by chunk tasks), with the provenance of every sample the site 
 
 A sample itself is an `annotations.Generation` like an imported one (separability and studies read them
 alike); `SampleProvenance` beside it says which run, endpoint and exact request produced it. See
-docs/design.md §9.
+docs/design.md §6.
 """
 from __future__ import annotations
 

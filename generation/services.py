@@ -5,7 +5,7 @@ queue for servers, `gpu` for local folders) that asks only for the samples still
 answer with its provenance as soon as it arrives. The natural key of `Generation` (instance, system,
 sample_index) makes it idempotent: a re-run, a retried or a redelivered chunk fills what is missing and
 never duplicates. The chunk that finishes a run writes its report (empty and identical samples) and,
-when the run asks for it, queues the dataset's separability. docs/design.md §9.
+when the run asks for it, queues the dataset's separability. docs/design.md §6.
 """
 from __future__ import annotations
 

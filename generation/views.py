@@ -3,7 +3,7 @@ progress fragment htmx polls every 2 s while the run (or the separability it cha
 
 Thin, staff-only views over `generation.services` and `generation.forms`: a bad form or a run that cannot
 start (`RunError`) is shown on the form and writes nothing. Systems are named freely here: these pages are
-for researchers, never for annotators. docs/design.md §9.
+for researchers, never for annotators. docs/design.md §6.
 """
 from __future__ import annotations
 
