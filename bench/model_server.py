@@ -8,7 +8,8 @@ errors and latency. Used by the tests' `model_server` fixture and by bench/gener
     python -m bench.model_server --port 8711      # builds the folder in /tmp and serves it
 
 `FaultProxy` sits in front of a server and answers the first N requests with a chosen status (429, 500)
-before forwarding, to exercise the client's backoff against the real server behind it.
+before forwarding, to exercise the client's backoff against the real server behind it; with failures=0 it
+counts the requests in flight at the server's door (bench/generation.py checks the endpoint limits with it).
 """
 from __future__ import annotations
 
@@ -135,6 +136,11 @@ class FaultProxy:
         self.upstream = upstream.rstrip("/")
         self.failures, self.status, self.retry_after = failures, status, retry_after
         self.requests: list[tuple[float, int]] = []  # (time, status answered)
+        # Forwarded requests, counted while the proxy holds them (bench/generation.py reads these): from the
+        # request's arrival to the end of the upstream answer, before the chunk that lets the client finish
+        # ([DONE], or the end of the body), so a span never outlasts the client's own wait for it.
+        self.in_flight = self.max_in_flight = 0
+        self.spans: list[tuple[float, float]] = []  # (arrival, end) per forwarded request
         self._lock = threading.Lock()
         proxy = self
 
@@ -162,21 +168,40 @@ class FaultProxy:
                 target = proxy.upstream + self.path.removeprefix("/v1")
                 request = urllib.request.Request(target, data=body, method="POST",
                                                  headers={"Content-Type": "application/json"})
-                with urllib.request.urlopen(request, timeout=120) as response:
-                    self.send_response(response.status)
-                    self.send_header("Content-Type", response.headers.get("Content-Type", "text/event-stream"))
-                    self.send_header("Transfer-Encoding", "chunked")
-                    self.end_headers()
-                    while chunk := response.read1(65536):
-                        self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
-                        self.wfile.flush()
-                    self.wfile.write(b"0\r\n\r\n")
+                arrived, left = proxy._enter(), False
+                try:
+                    with urllib.request.urlopen(request, timeout=120) as response:
+                        self.send_response(response.status)
+                        self.send_header("Content-Type", response.headers.get("Content-Type", "text/event-stream"))
+                        self.send_header("Transfer-Encoding", "chunked")
+                        self.end_headers()
+                        while chunk := response.read1(65536):
+                            if not left and b"data: [DONE]" in chunk:  # the SDK stops at [DONE]: done before it
+                                left = proxy._leave(arrived)
+                            self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                            self.wfile.flush()
+                finally:
+                    if not left:
+                        proxy._leave(arrived)
+                self.wfile.write(b"0\r\n\r\n")
 
         class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             daemon_threads = True
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _enter(self) -> float:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            return time.monotonic()
+
+    def _leave(self, arrived: float) -> bool:
+        with self._lock:
+            self.in_flight -= 1
+            self.spans.append((arrived, time.monotonic()))
+        return True
 
     @property
     def base_url(self) -> str:
