@@ -32,11 +32,25 @@ def index(request):
     datasets = Dataset.objects.order_by("slug")
     active = SeparabilityRun.objects.filter(status__in=(SeparabilityRun.Status.QUEUED, SeparabilityRun.Status.RUNNING))
     return render(request, "dashboard/index.html", {
+        "generation_runs": _active_generation_runs(request),
         "overview": overview, "datasets": datasets,
         "active_runs": [{"dataset": run.dataset.slug, "run": queries.run_progress(run)}
                         for run in active.select_related("dataset").order_by("id")],
         "progress_chart": charts.progress_chart(overview),
     })
+
+
+def _active_generation_runs(request) -> list[dict]:
+    """Sampling runs not finished yet, each with its own htmx progress fragment (the generation app's)."""
+    from django.template.loader import render_to_string
+
+    from generation.models import GenerationRun
+    from generation.views import progress_context
+
+    runs = (GenerationRun.objects.exclude(status__in=GenerationRun.FINISHED).select_related("dataset")
+            .order_by("id")[:10])
+    return [{"run": run, "fragment": render_to_string("generation/_progress.html", progress_context(run), request)}
+            for run in runs]
 
 
 @require_GET
