@@ -182,7 +182,8 @@ def start_run(study: Study, judge_name: str, endpoint_name: str = "", run_settin
                                         system=endpoint.system if endpoint is not None else None)
         elif judge.endpoint_id is None and endpoint is not None:
             judge.endpoint = endpoint
-            judge.save(update_fields=["endpoint"])
+            judge.system = judge.system or endpoint.system
+            judge.save(update_fields=["endpoint", "system"])
         stored = JudgeVerdict.objects.filter(judge=judge, comparison_id__in=comparison_ids)
         answered: dict[int, int] = dict(stored.values_list("comparison_id").annotate(n=Count("id")))
         existing = sum(answered.values())

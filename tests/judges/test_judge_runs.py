@@ -347,3 +347,27 @@ def test_a_run_goes_through_a_real_worker_on_the_default_queue(celery_worker, sc
     assert len(server.requests) == 8 and run.done == 8
     assert judge_votes(study) == {"x0": ("a", True), "x1": ("a", True), "x2": ("b", True), "x3": ("a", True)}
     assert b"judges.tasks.judge_chunk" in celery_worker.log_path.read_bytes()
+
+
+def test_a_local_model_judge_runs_on_the_gpu_queue_and_its_nonsense_is_unparseable(tiny_model_dir, monkeypatch):
+    from generation.models import ModelEndpoint
+    from judges import tasks
+
+    queues = []
+    send = tasks.judge_chunk.apply_async
+
+    def recording(args, **options):
+        queues.append(options.get("queue"))
+        return send(args, **options)
+
+    monkeypatch.setattr(tasks.judge_chunk, "apply_async", recording)
+    study = make_study("local-judged", n_instances=2)
+    make_endpoint("local-judge", model=tiny_model_dir, kind=ModelEndpoint.Kind.LOCAL)
+    run, chunks = runs.start_run(study, "local", "local-judge", runs.JudgeRunSettings(max_tokens=8))
+    runs.launch(run, chunks)
+    run.refresh_from_db()
+    assert queues == ["gpu"] and run.status == JudgeRun.Status.DONE
+    assert (run.done, run.total, run.unparseable) == (4, 4, 4)
+    verdict = JudgeVerdict.objects.filter(judge=run.judge).first()
+    assert verdict.request["temperature"] == 0 and verdict.request["max_new_tokens"] == 8
+    assert not Vote.objects.filter(source=Vote.Source.JUDGE).exists()
