@@ -167,7 +167,7 @@ SEPARABILITY_DEVICE = env("SEPARABILITY_DEVICE", default="auto")
 SEPARABILITY_BATCH_SIZE = env.int("SEPARABILITY_BATCH_SIZE", default=64)
 SEPARABILITY_CHUNK_INSTANCES = env.int("SEPARABILITY_CHUNK_INSTANCES", default=200)
 
-# --- generation (sampling from model endpoints, docs/design.md §9) ---------------------------------
+# --- generation (sampling from model endpoints, docs/design.md §6) ---------------------------------
 GENERATION_CHUNK_INSTANCES = env.int("GENERATION_CHUNK_INSTANCES", default=25)
 # Seconds between a chunk's attempts when its endpoint is unreachable, timing out or failing (each attempt
 # asks only for the samples still missing); after the last, the failures are recorded on the run.

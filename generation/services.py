@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connections, transaction
@@ -457,8 +458,9 @@ def wait_for(run: GenerationRun, on_progress: Callable[[GenerationRun], None] = 
         time.sleep(poll_seconds)
 
 
-def failures_by_kind(run: GenerationRun) -> list[dict]:
-    """Each kind of failure with its count and one message (the run page's table)."""
+def failures_by_kind(run: Any) -> list[dict]:
+    """Each kind of failure with its count and one message (the run page's table). `run` is anything whose
+    `failures` has `kind` and `message`: a GenerationRun, or a judges.JudgeRun."""
     rows = []
     for kind, n in run.failures.values_list("kind").annotate(n=Count("id")).order_by("-n", "kind"):
         example = run.failures.filter(kind=kind).values_list("message", flat=True).first()

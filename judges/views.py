@@ -47,7 +47,7 @@ def _side(bias: SideBias | None) -> dict[str, Any] | None:
 
 def _run_context(run: JudgeRun) -> dict[str, Any]:
     # generation's table reads only `run.failures`, whose rows have the same kind and message
-    return {"run": run, "failures": failures_by_kind(run)}  # type: ignore[arg-type]
+    return {"run": run, "failures": failures_by_kind(run)}
 
 
 def _prompt_form(study: Study, judge_name: str) -> JudgePromptForm | None:

@@ -432,7 +432,7 @@ def parse_generations_csv(name: str, text: str, max_text_bytes: int) -> ParsedGe
 
 
 # --------------------------------------------------------------------------------------------------
-# prompts only (instances without outputs: the site samples the outputs, docs/design.md §9)
+# prompts only (instances without outputs: the site samples the outputs, docs/design.md §6)
 
 PROMPT_KEYS = ("instance_id", "input", "reference", "metadata")
 
