@@ -1,11 +1,16 @@
 """Serializers of the researcher API: the shape of every answer and the validation of every input."""
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from annotations.models import Comparison, Dataset, Study
 from annotations.services import parse_system_names
+from generation.models import GenerationRun, ModelEndpoint
 from lib.vocabulary import CHOICES, METRICS, WINNERS
 from ranking.ratings import METHODS
 
@@ -313,3 +318,244 @@ class ExclusionSerializer(serializers.Serializer):
 class ExclusionResultSerializer(serializers.Serializer):
     study = serializers.CharField()
     changed = serializers.IntegerField(help_text="Votes whose exclusion changed.")
+
+
+# --------------------------------------------------------------------------------------------------
+# generation: model endpoints and generation runs (issue 15). The rules live in generation.forms (one
+# set for the admin, the staff pages and the API); the serializers below only check the JSON types, then
+# hand the values to those forms and report their errors by field.
+
+API_KEY_REFUSED = ("The API key itself is never accepted (nor stored, nor shown): give api_key_env, the name of "
+                   "the environment variable of the workers that holds it.")
+# Request field -> form field, where they differ.
+ENDPOINT_FORM_FIELDS = {"system": "system_name"}
+
+
+def form_errors(form, renamed: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """A Django form's errors by request field name (`non_field_errors` for the form's own)."""
+    back = {v: k for k, v in (renamed or {}).items()}
+    return {("non_field_errors" if field == "__all__" else back.get(field, field)): [e["message"] for e in errors]
+            for field, errors in form.errors.get_json_data().items()}
+
+
+def form_defaults(form_class) -> dict:
+    """The initial value of every field of an unbound form (the model's defaults, for a ModelForm)."""
+    return {name: field.initial for name, field in form_class().fields.items() if field.initial is not None}
+
+
+class EndpointSerializer(serializers.ModelSerializer):
+    system: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="name", read_only=True, allow_null=True, help_text="The system it generates for.")
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModelEndpoint
+        fields = ("name", "system", "kind", "base_url", "model", "mode", "api_key_env", "max_concurrency",
+                  "requests_per_minute", "tokens_per_minute", "timeout_seconds", "max_retries", "created_at", "url")
+
+    def get_url(self, obj) -> str:
+        return f"/api/v1/endpoints/{obj.name}/"
+
+
+class EndpointInputSerializer(serializers.Serializer):
+    """An endpoint to create (the fields left out take the model's defaults) or the fields to change.
+
+    Validated by generation.forms.EndpointForm; `save()` is the form's save (it creates the system)."""
+
+    name = serializers.CharField(required=False, allow_blank=True, help_text="A slug, unique.")
+    system = serializers.CharField(required=False, allow_blank=True, allow_null=True,
+                                   help_text="The system it generates for (created if new; empty: none).")
+    kind = serializers.ChoiceField(choices=ModelEndpoint.Kind.choices, required=False, error_messages={
+        "invalid_choice": f"Unknown kind '{{input}}'; choose from {', '.join(ModelEndpoint.Kind.values)}."})
+    base_url = serializers.CharField(required=False, allow_blank=True,
+                                     help_text="kind openai: the server's base URL, e.g. http://127.0.0.1:8000/v1.")
+    model = serializers.CharField(required=False, allow_blank=True,
+                                  help_text="The model name the server serves, or (kind local) the model folder.")
+    mode = serializers.ChoiceField(choices=ModelEndpoint.Mode.choices, required=False, error_messages={
+        "invalid_choice": f"Unknown mode '{{input}}'; choose from {', '.join(ModelEndpoint.Mode.values)}."})
+    api_key_env = serializers.CharField(required=False, allow_blank=True,
+                                        help_text="The NAME of the environment variable holding the API key, "
+                                                  "never the key. Empty: no key.")
+    max_concurrency = serializers.IntegerField(required=False)
+    requests_per_minute = serializers.IntegerField(required=False, help_text="0 = no limit.")
+    tokens_per_minute = serializers.IntegerField(required=False, help_text="0 = no limit.")
+    timeout_seconds = serializers.FloatField(required=False)
+    max_retries = serializers.IntegerField(required=False)
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping) and "api_key" in data:
+            raise serializers.ValidationError({"api_key": [API_KEY_REFUSED]})
+        return super().to_internal_value(data)
+
+    def validate(self, data):
+        from generation.forms import EndpointForm
+
+        endpoint = self.instance
+        if endpoint is None:
+            values = form_defaults(EndpointForm)
+        else:  # a PATCH: the stored values, then the ones given
+            values = {f: getattr(endpoint, f) for f in EndpointForm._meta.fields}
+            values["system_name"] = endpoint.system.name if endpoint.system_id else ""
+        values.update({ENDPOINT_FORM_FIELDS.get(k, k): ("" if v is None else v) for k, v in data.items()})
+        form = EndpointForm(values, instance=endpoint)
+        if not form.is_valid():
+            raise serializers.ValidationError(form_errors(form, ENDPOINT_FORM_FIELDS))
+        return {"form": form}
+
+    def save(self, **kwargs):
+        from django.db import transaction
+
+        with transaction.atomic():
+            self.instance = self.validated_data["form"].save()
+        return self.instance
+
+
+class FailureKindSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    n = serializers.IntegerField()
+    example = serializers.CharField(help_text="One of the messages.")
+
+
+class SampleReportSerializer(serializers.Serializer):
+    identical = serializers.IntegerField(help_text="Instances whose k samples are all identical.")
+    identical_examples = serializers.ListField(child=serializers.CharField())
+    empty = serializers.IntegerField(help_text="Empty answers (not stored).")
+    missing = serializers.IntegerField(help_text="Samples still missing.")
+
+
+class LinkedSeparabilityRunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+
+
+def key_values() -> list[str]:
+    """The values of the endpoints' key variables in this process's environment (longest first), to
+    blot out of anything shown: servers' error messages end up in failures and run errors, and some
+    servers quote the key they refused. Values under 8 characters are left alone (no real key is that
+    short, and blotting every "a" out of a message would make it unreadable)."""
+    names = ModelEndpoint.objects.exclude(api_key_env="").values_list("api_key_env", flat=True).distinct()
+    values = {os.environ.get(name, "") for name in names}
+    return sorted((v for v in values if len(v) >= 8), key=len, reverse=True)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for value in secrets:
+        text = text.replace(value, "[redacted]")
+    return text
+
+
+class GenerationRunSerializer(serializers.ModelSerializer):
+    """A run: its settings, progress and outcome. Every message passes through `redact`."""
+
+    dataset: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    systems: serializers.ManyRelatedField = serializers.SlugRelatedField(  # type: ignore[assignment]
+        slug_field="name", many=True, read_only=True)
+    percent = serializers.IntegerField(read_only=True)
+    chunks_done = serializers.SerializerMethodField()
+    blocked = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+    report = serializers.DictField(child=SampleReportSerializer(), read_only=True,
+                                   help_text="Per system: identical, empty and missing samples (when finished).")
+    separability_run = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = GenerationRun
+        fields: tuple[str, ...] = (
+            "id", "dataset", "systems", "k", "temperature", "top_p", "max_tokens", "seed_policy", "seed",
+            "system_prompt", "prompt_template", "chain_separability", "status", "done", "total", "existing",
+            "failed", "percent", "chunks_done", "chunks_total", "tokens_in", "tokens_out", "usage_missing",
+            "blocked", "error", "report", "separability_run", "created_at", "started_at", "finished_at", "url")
+
+    def redact(self, text: str) -> str:
+        if "key_values" not in self.context:  # once per answer (the context is shared by a list's items)
+            self.context["key_values"] = key_values()
+        return redact(text, self.context["key_values"]) if text else text
+
+    def get_chunks_done(self, obj) -> int:
+        return len(obj.chunks_done)
+
+    def get_blocked(self, obj) -> dict[str, str]:
+        """By system name: why none of its samples can be generated."""
+        names = {str(system.pk): system.name for system in obj.systems.all()}
+        return {names.get(k, f"system {k}"): self.redact(v) for k, v in sorted(obj.blocked.items())}
+
+    def get_error(self, obj) -> str:
+        return self.redact(obj.error)
+
+    @extend_schema_field(LinkedSeparabilityRunSerializer(allow_null=True))
+    def get_separability_run(self, obj):
+        run = obj.separability_run
+        return None if run is None else {"id": run.pk, "status": run.status}
+
+    def get_url(self, obj) -> str:
+        return f"/api/v1/generation-runs/{obj.pk}/"
+
+
+class GenerationRunDetailSerializer(GenerationRunSerializer):
+    failures = serializers.SerializerMethodField(help_text="Each kind of failure with its count and one message.")
+
+    class Meta(GenerationRunSerializer.Meta):
+        fields = GenerationRunSerializer.Meta.fields + ("failures",)
+
+    @extend_schema_field(FailureKindSerializer(many=True))
+    def get_failures(self, obj):
+        from generation.services import failures_by_kind
+
+        return [{**row, "example": self.redact(row["example"])} for row in failures_by_kind(obj)]
+
+
+class GenerationRunQuerySerializer(serializers.Serializer):
+    dataset = serializers.CharField(required=False, help_text="Only runs of this dataset (slug).")
+    status = serializers.ChoiceField(choices=GenerationRun.Status.choices, required=False, error_messages={
+        "invalid_choice": f"Unknown status '{{input}}'; choose from {', '.join(GenerationRun.Status.values)}."})
+
+
+class FlatListField(serializers.ListField):
+    """A list whose items' errors come back as one list of messages ("item 2: ..."), the shape the schema
+    documents for a field's errors (DRF's own is a dict by index)."""
+
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if not isinstance(exc.detail, dict):
+                raise
+            raise serializers.ValidationError([f"item {index}: {' '.join(str(m) for m in messages)}"
+                                               for index, messages in sorted(exc.detail.items())]) from None
+
+
+class GenerationRunInputSerializer(serializers.Serializer):
+    """A run to start: validated by generation.forms.RunForm (the fields left out take its initial values)."""
+
+    dataset = serializers.CharField(help_text="The dataset's slug.")
+    # At most 500: a form-encoded body may hold 1000 fields (DATA_UPLOAD_MAX_NUMBER_FIELDS), one per name.
+    systems = FlatListField(child=serializers.CharField(), max_length=500,
+                                    help_text="Names of systems that have an endpoint.")
+    k = serializers.IntegerField(required=False, help_text="Samples per instance and system (default 5).")
+    temperature = serializers.FloatField(required=False)
+    top_p = serializers.FloatField(required=False)
+    max_tokens = serializers.IntegerField(required=False)
+    seed_policy = serializers.ChoiceField(
+        choices=GenerationRun.SeedPolicy.choices, required=False, error_messages={
+            "invalid_choice": f"Unknown seed policy '{{input}}'; choose from "
+                              f"{', '.join(GenerationRun.SeedPolicy.values)}."})
+    seed = serializers.IntegerField(required=False)
+    system_prompt = serializers.CharField(required=False, allow_blank=True)
+    prompt_template = serializers.CharField(required=False, help_text="$input, $reference, $instance_id.")
+    chain_separability = serializers.BooleanField(required=False,
+                                                  help_text="Compute separability when the run completes "
+                                                            "(default true).")
+
+    def validate(self, data):
+        from generation.forms import RunForm
+
+        form = RunForm({**form_defaults(RunForm), **data})
+        if not form.is_valid():
+            raise serializers.ValidationError(form_errors(form))
+        return {"dataset": form.cleaned_data["dataset"], "systems": list(form.cleaned_data["systems"]),
+                "settings": form.run_settings()}
+
+
+class GenerationErrorSerializer(serializers.Serializer):
+    error = serializers.CharField(help_text="What is wrong. Nothing was written.")

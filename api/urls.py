@@ -19,6 +19,11 @@ urlpatterns = [
     path("v1/studies/<slug:slug>/votes/", views.study_votes, name="study_votes"),
     path("v1/studies/<slug:slug>/exclusions/", views.study_exclusions, name="study_exclusions"),
     path("v1/studies/<slug:slug>/leaderboards/", views.study_leaderboards, name="study_leaderboards"),
+    path("v1/endpoints/", views.EndpointList.as_view(), name="endpoints"),
+    path("v1/endpoints/<slug:name>/", views.EndpointDetail.as_view(), name="endpoint"),
+    path("v1/generation-runs/", views.GenerationRunList.as_view(), name="generation_runs"),
+    path("v1/generation-runs/<int:pk>/", views.GenerationRunDetail.as_view(), name="generation_run"),
+    path("v1/generation-runs/<int:pk>/cancel/", views.generation_run_cancel, name="generation_run_cancel"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", views.docs, name="docs"),
 ]

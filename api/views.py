@@ -2,7 +2,8 @@
 
 Views are thin: querysets and serializers here, numbers from `dashboard.queries`, records from
 `dashboard.exports`, imports through the same `annotations.imports.parse` parse_* / `annotations.services`
-write_* pair as the command line and the admin, inside one transaction. Every input goes through a
+write_* pair as the command line and the admin, inside one transaction; model endpoints and generation
+runs through `generation.forms` and `generation.services`, like the staff pages. Every input goes through a
 serializer, so a bad one is a 400 that says what is wrong, never a 500.
 """
 from __future__ import annotations
@@ -16,11 +17,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.decorators import api_view, parser_classes, renderer_classes
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.exceptions import UnsupportedMediaType
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from annotations.models import Comparison, Dataset, Study
+from generation.models import GenerationRun, ModelEndpoint
 
 from . import serializers as s
 from .pagination import LimitOffsetPagination
@@ -295,6 +298,158 @@ def study_leaderboards(request, slug):
 
 
 # --------------------------------------------------------------------------------------------------
+# generation: model endpoints and generation runs (issue 15, docs/design.md §6)
+#
+# The rules are generation.forms' (the same as the admin's and the staff pages'), the work is
+# generation.services': a run that cannot start (`RunError`) is a 400 {"error": ...} and writes nothing.
+# An API key is never accepted nor shown, only the name of the variable that holds it.
+
+GENERATION_ERROR = OpenApiResponse(s.GenerationErrorSerializer, description="Nothing was written.")
+# JSON bodies only: a form-encoded list of system names longer than DATA_UPLOAD_MAX_NUMBER_FIELDS made
+# Django refuse the body with an HTML 400 before the serializer could say what was wrong.
+JSON_ONLY = [JSONParser]
+
+
+def _json_data(request):
+    """The JSON body; any other media type is a 415. (A multipart POST has already been read by
+    lib.middleware, and DRF would then hand a JSON-only view an empty body instead of refusing it.)"""
+    if request.content_type and request.content_type.split(";")[0].strip() != "application/json":
+        raise UnsupportedMediaType(request.content_type)
+    return request.data
+
+
+class EndpointList(generics.ListAPIView):
+    """Model endpoints by name: where each system's samples come from."""
+
+    parser_classes = JSON_ONLY
+    queryset = ModelEndpoint.objects.select_related("system").order_by("name")
+    serializer_class = s.EndpointSerializer
+
+    @extend_schema(
+        request=s.EndpointInputSerializer, responses={201: s.EndpointSerializer},
+        summary="Add a model endpoint",
+        description="kind openai (any OpenAI-compatible server: base_url and model) or local (a model folder, "
+                    "run by the gpu worker). The fields left out take their defaults. The key is given as "
+                    "api_key_env, the NAME of the workers' environment variable that holds it; a request with "
+                    "`api_key` is refused. A bad field is a 400 naming it, and nothing is written.")
+    def post(self, request):
+        serializer = s.EndpointInputSerializer(data=_json_data(request))
+        serializer.is_valid(raise_exception=True)
+        return Response(s.EndpointSerializer(serializer.save()).data, status=status.HTTP_201_CREATED)
+
+
+class EndpointDetail(generics.RetrieveAPIView):
+    """A model endpoint."""
+
+    parser_classes = JSON_ONLY
+    queryset = ModelEndpoint.objects.select_related("system")
+    serializer_class = s.EndpointSerializer
+    lookup_field = "name"
+
+    @extend_schema(
+        request=s.EndpointInputSerializer, responses=s.EndpointSerializer, summary="Change a model endpoint",
+        description="Only the fields given change; the same rules as on creation (`system: \"\"` detaches "
+                    "it from its system). New limits apply to the chunks that start after the change.")
+    def patch(self, request, name):
+        serializer = s.EndpointInputSerializer(self.get_object(), data=_json_data(request), partial=True)
+        serializer.is_valid(raise_exception=True)
+        return Response(s.EndpointSerializer(serializer.save()).data)
+
+    @extend_schema(
+        responses={204: None, 409: OpenApiResponse(s.GenerationErrorSerializer,
+                                                   description="A run still samples from it; nothing changed.")},
+        summary="Delete a model endpoint",
+        description="Its system and the samples it generated stay. Refused while an unfinished run samples "
+                    "from it: cancel the run first.")
+    def delete(self, request, name):
+        endpoint = self.get_object()
+        busy = (GenerationRun.objects.filter(systems=endpoint.system_id).exclude(status__in=GenerationRun.FINISHED)
+                .order_by("id").first() if endpoint.system_id else None)
+        if busy is not None:
+            return Response({"error": f"Generation run {busy.pk} ({busy.status}) samples from endpoint "
+                                      f"{endpoint.name} and has not finished: cancel it first "
+                                      f"(POST /api/v1/generation-runs/{busy.pk}/cancel/)."},
+                            status=status.HTTP_409_CONFLICT)
+        endpoint.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _generation_runs():
+    return (GenerationRun.objects.select_related("dataset", "separability_run").prefetch_related("systems")
+            .order_by("-created_at", "-id"))
+
+
+def _generation_run(pk: int) -> GenerationRun:
+    return get_object_or_404(_generation_runs(), pk=pk)
+
+
+class GenerationRunList(generics.ListAPIView):
+    """Generation runs, newest first: settings, progress and outcome."""
+
+    parser_classes = JSON_ONLY
+    serializer_class = s.GenerationRunSerializer
+
+    @extend_schema(parameters=[s.GenerationRunQuerySerializer])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        query = _validated(s.GenerationRunQuerySerializer, self.request.query_params)
+        runs = _generation_runs()
+        if query.get("dataset"):
+            runs = runs.filter(dataset__slug=query["dataset"])
+        if query.get("status"):
+            runs = runs.filter(status=query["status"])
+        return runs
+
+    @extend_schema(
+        request=s.GenerationRunInputSerializer, responses={201: s.GenerationRunDetailSerializer, 400: GENERATION_ERROR},
+        summary="Start a generation run",
+        description="k samples for every instance of the dataset from each system's endpoint, in chunk tasks "
+                    "(rate-limited per endpoint, retried on 429/5xx/timeouts); only the samples still missing "
+                    "are asked for. The fields left out take their defaults (k 5, temperature 1, top_p 1, "
+                    "max_tokens 256, per-sample seeds from 0, template `$input`, separability chained). A bad "
+                    "field is a 400 naming it; a run that cannot start (a system without an endpoint, an "
+                    "unset key variable, a dataset without inputs) is a 400 `{\"error\": \"...\"}`. Either "
+                    "way nothing is written. Follow the run at its `url`.")
+    def post(self, request):
+        from generation import services
+
+        data = _validated(s.GenerationRunInputSerializer, _json_data(request))
+        try:
+            run = services.generate(data["dataset"], data["systems"], data["settings"], created_by=request.user)
+        except services.RunError as exc:
+            return Response({"error": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(s.GenerationRunDetailSerializer(_generation_run(run.pk)).data, status=status.HTTP_201_CREATED)
+
+
+class GenerationRunDetail(generics.RetrieveAPIView):
+    """A generation run: status, done/total, tokens, blocked systems, failures by kind, the identical and
+    empty samples report, and the separability run it chained."""
+
+    queryset = _generation_runs()
+    serializer_class = s.GenerationRunDetailSerializer
+
+
+@extend_schema(
+    request=None,
+    responses={200: s.GenerationRunDetailSerializer,
+               409: OpenApiResponse(s.GenerationErrorSerializer, description="The run had already finished.")},
+    summary="Cancel a generation run",
+    description="Its remaining chunks do nothing; the samples stored so far stay (a later run fills the rest).",
+)
+@api_view(["POST"])
+def generation_run_cancel(request, pk):
+    from generation import services
+
+    run = _generation_run(pk)
+    if not services.cancel_run(run):
+        return Response({"error": f"Generation run {run.pk} had already finished ({run.status}): there is nothing "
+                                  f"to cancel."}, status=status.HTTP_409_CONFLICT)
+    return Response(s.GenerationRunDetailSerializer(_generation_run(pk)).data)
+
+
+# --------------------------------------------------------------------------------------------------
 # tokens and docs
 
 
@@ -321,6 +476,8 @@ def root(request):
     return Response({
         "datasets": "/api/v1/datasets/",
         "studies": "/api/v1/studies/",
+        "endpoints": "/api/v1/endpoints/",
+        "generation_runs": "/api/v1/generation-runs/",
         "token": "/api/v1/token/",
         "schema": "/api/schema/",
         "docs": "/api/docs/",
