@@ -1,7 +1,6 @@
 """Serializers of the researcher API: the shape of every answer and the validation of every input."""
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 from django.conf import settings
@@ -11,6 +10,7 @@ from rest_framework import serializers
 from annotations.models import Comparison, Dataset, Study
 from annotations.services import parse_system_names
 from generation.models import GenerationRun, ModelEndpoint
+from generation.services import key_values, redact
 from lib.vocabulary import CHOICES, METRICS, WINNERS
 from ranking.ratings import METHODS
 
@@ -426,22 +426,6 @@ class SampleReportSerializer(serializers.Serializer):
 class LinkedSeparabilityRunSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     status = serializers.CharField()
-
-
-def key_values() -> list[str]:
-    """The values of the endpoints' key variables in this process's environment (longest first), to
-    blot out of anything shown: servers' error messages end up in failures and run errors, and some
-    servers quote the key they refused. Values under 8 characters are left alone (no real key is that
-    short, and blotting every "a" out of a message would make it unreadable)."""
-    names = ModelEndpoint.objects.exclude(api_key_env="").values_list("api_key_env", flat=True).distinct()
-    values = {os.environ.get(name, "") for name in names}
-    return sorted((v for v in values if len(v) >= 8), key=len, reverse=True)
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    for value in secrets:
-        text = text.replace(value, "[redacted]")
-    return text
 
 
 class GenerationRunSerializer(serializers.ModelSerializer):

@@ -229,12 +229,30 @@ def _store(run: GenerationRun, endpoint: ModelEndpoint, instance_id: int, system
     return True
 
 
+def key_values() -> list[str]:
+    """The values of the endpoints' key variables in this process's environment (longest first), to
+    blot out of every message stored or shown: servers' error messages end up in failures and run errors,
+    and some servers quote the key they refused. Values under 8 characters are left alone (no real key is
+    that short, and blotting every "a" out of a message would make it unreadable)."""
+    import os
+
+    names = ModelEndpoint.objects.exclude(api_key_env="").values_list("api_key_env", flat=True).distinct()
+    values = {os.environ.get(name, "") for name in names}
+    return sorted((v for v in values if len(v) >= 8), key=len, reverse=True)
+
+
+def redact(text: str, secrets: list[str] | None = None) -> str:
+    for value in key_values() if secrets is None else secrets:
+        text = text.replace(value, "[redacted]")
+    return text
+
+
 def record_failure(run_id: int, chunk_index: int, system_id: int, instance_id: int | None,
                    sample_index: int | None, kind: str, message: str) -> None:
     with transaction.atomic():
         _failure, created = GenerationFailure.objects.get_or_create(
             run_id=run_id, system_id=system_id, instance_id=instance_id, sample_index=sample_index,
-            defaults={"chunk_index": chunk_index, "kind": kind, "message": message[:2000]})
+            defaults={"chunk_index": chunk_index, "kind": kind, "message": redact(message)[:2000]})
         if created and sample_index is not None:
             GenerationRun.objects.filter(pk=run_id).update(failed=F("failed") + 1)
 
@@ -244,7 +262,7 @@ def block_system(run_id: int, chunk_index: int, system_id: int, error: EndpointE
     with transaction.atomic():
         run = GenerationRun.objects.select_for_update().get(pk=run_id)
         if str(system_id) not in run.blocked:
-            run.blocked = {**run.blocked, str(system_id): error.message}
+            run.blocked = {**run.blocked, str(system_id): redact(error.message)}
             run.save(update_fields=["blocked"])
     record_failure(run_id, chunk_index, system_id, None, None, error.kind, error.message)
 

@@ -167,3 +167,21 @@ def test_the_api_key_value_is_never_stored_or_sent_back(model_server, monkeypatc
             cursor.execute(f"SELECT * FROM {table}")  # noqa: S608 - fixed table names
             assert "sk-secret-value-123" not in repr(cursor.fetchall())
     assert os.environ["SEPEVAL_TEST_SERVER_KEY"] == "sk-secret-value-123"
+
+
+def test_a_server_quoting_the_key_it_refused_has_the_key_blotted_out_before_it_is_stored(monkeypatch):
+    from annotations.models import System
+    from generation.clients import EndpointError
+    from generation.models import GenerationFailure
+
+    monkeypatch.setenv("SEPEVAL_TEST_QUOTED_KEY", "sk-quoted-secret-42")
+    dataset = make_prompt_dataset(n_instances=1)
+    make_endpoint("quoting", "http://127.0.0.1:9/v1", "m", api_key_env="SEPEVAL_TEST_QUOTED_KEY")
+    system = System.objects.get(name="quoting")
+    run = GenerationRun.objects.create(dataset=dataset, total=1)
+    error = EndpointError(ErrorKind.AUTH, "the server refused (HTTP 401: Incorrect API key sk-quoted-secret-42)")
+    services.block_system(run.pk, 0, system.pk, error)
+    services.record_failure(run.pk, 0, system.pk, dataset.instances.first().pk, 0, error.kind, error.message)
+    run.refresh_from_db()
+    stored = [run.blocked[str(system.pk)], *GenerationFailure.objects.values_list("message", flat=True)]
+    assert all("sk-quoted-secret-42" not in text and "Incorrect API key [redacted]" in text for text in stored)
