@@ -297,10 +297,24 @@ class TokenSerializer(serializers.Serializer):
     created = serializers.BooleanField()
 
 
+class FlatListField(serializers.ListField):
+    """A list whose items' errors come back as one list of messages ("item 2: ..."), the shape the schema
+    documents for a field's errors (DRF's own is a dict by index)."""
+
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if not isinstance(exc.detail, dict):
+                raise
+            raise serializers.ValidationError([f"item {index}: {' '.join(str(m) for m in messages)}"
+                                               for index, messages in sorted(exc.detail.items())]) from None
+
+
 class ExclusionSerializer(serializers.Serializer):
     """Exclude (or restore) votes by id, or a whole annotator by pseudonym, with a reason."""
 
-    votes = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, max_length=20000,
+    votes = FlatListField(child=serializers.IntegerField(min_value=1), required=False, max_length=20000,
                                   help_text="vote_id values from the votes endpoint.")
     annotator = serializers.CharField(required=False, max_length=32, help_text="An annotator's pseudonym.")
     reason = serializers.CharField(required=False, allow_blank=True, max_length=200,
@@ -493,20 +507,6 @@ class GenerationRunQuerySerializer(serializers.Serializer):
     dataset = serializers.CharField(required=False, help_text="Only runs of this dataset (slug).")
     status = serializers.ChoiceField(choices=GenerationRun.Status.choices, required=False, error_messages={
         "invalid_choice": f"Unknown status '{{input}}'; choose from {', '.join(GenerationRun.Status.values)}."})
-
-
-class FlatListField(serializers.ListField):
-    """A list whose items' errors come back as one list of messages ("item 2: ..."), the shape the schema
-    documents for a field's errors (DRF's own is a dict by index)."""
-
-    def to_internal_value(self, data):
-        try:
-            return super().to_internal_value(data)
-        except serializers.ValidationError as exc:
-            if not isinstance(exc.detail, dict):
-                raise
-            raise serializers.ValidationError([f"item {index}: {' '.join(str(m) for m in messages)}"
-                                               for index, messages in sorted(exc.detail.items())]) from None
 
 
 class GenerationRunInputSerializer(serializers.Serializer):
