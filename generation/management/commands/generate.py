@@ -73,9 +73,14 @@ class Command(BaseCommand):
             raise SystemExit(1)
 
     def report(self, run):
+        new = run.done - run.existing
+        if new and run.usage_missing == new:
+            tokens = "tokens: not reported by the server"
+        else:
+            tokens = f"tokens in {run.tokens_in}, out {run.tokens_out}" + (
+                f" ({run.usage_missing} answers without usage)" if run.usage_missing else "")
         self.stdout.write(f"run {run.pk}: {run.get_status_display()}: {run.done}/{run.total} samples stored, "
-                          f"{run.failed} failed; tokens in {run.tokens_in}, out {run.tokens_out}"
-                          + (f" ({run.usage_missing} answers without usage)" if run.usage_missing else ""))
+                          f"{run.failed} failed; {tokens}")
         for row in services.failures_by_kind(run):
             self.stderr.write(f"  {row['n']} x {row['kind']}: {row['example']}")
         for system, figures in run.report.items():
