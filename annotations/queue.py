@@ -41,6 +41,7 @@ import hashlib
 import hmac
 import random
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -64,6 +65,9 @@ from .sql import (
 
 UNIT_GAP = 2  # other items served between two sample pairs of the same consistency unit
 MAX_LEASE_TRIES = 25  # candidates tried per request when others lease the same items concurrently
+# When every open item is locked by someone else at that instant (votes and leases hold one for
+# milliseconds), look again this many times, this far apart, before saying nothing is left.
+LOCKED_RETRIES, LOCKED_PAUSE_SECONDS = 20, 0.05
 RATIONALE_MAX_CHARS = 5000
 
 _sides = random.SystemRandom()
@@ -158,10 +162,17 @@ def _lease_gold(study: Study, user, now: datetime) -> Assignment | None:
 def _lease_fresh(study: Study, user, now: datetime, room: int | None) -> Assignment | None:
     """Lease (and serve) the best open comparison and reserve the rest of its unit (up to `room` items in all)."""
     tried: list[int] = []
-    for _ in range(MAX_LEASE_TRIES):
+    waits = 0
+    for _ in range(MAX_LEASE_TRIES + LOCKED_RETRIES):
         found = open_comparisons(study, user, now, exclude=tried, limit=1, lock=True)
         if not found:
-            return None
+            # SKIP LOCKED saw nothing free; if open items exist they are only held at this instant: an
+            # annotator must not be sent to the done page while work is left.
+            if waits >= LOCKED_RETRIES or not open_comparisons(study, user, now, exclude=tried, limit=1):
+                return None
+            waits += 1
+            time.sleep(LOCKED_PAUSE_SECONDS)
+            continue
         comparison = found[0]
         if not has_room(comparison.pk, study, now):
             tried.append(comparison.pk)  # filled between our query and our lock

@@ -19,6 +19,7 @@ from .bt import win_matrix
 from .ratings import scores_from_winners
 
 UNDECIDED_CONFIDENCE = 0.95  # a pair is undecided while P(its order is wrong) > 1 - this
+WRITE_BATCH = 500
 
 
 @dataclass
@@ -72,10 +73,37 @@ def refresh_adaptive_priorities(study: Study) -> int:
     if not len(state.comparison_ids):
         return 0
     priorities = unit_priorities(state.gains(), seed=study.selection_seed * 1_000_003 + state.votes)
-    updates = [Comparison(pk=int(pk), priority=float(p)) for pk, p in zip(state.comparison_ids, priorities,
-                                                                            strict=True)]
-    Comparison.objects.bulk_update(updates, ["priority"], batch_size=1000)
-    return len(updates)
+    return write_priorities([int(pk) for pk in state.comparison_ids], [float(p) for p in priorities])
+
+
+def write_priorities(ids: list[int], priorities: list[float]) -> int:
+    """Store serving priorities without ever holding annotators up; returns the rows written.
+
+    PostgreSQL: in batches of WRITE_BATCH, each its own short transaction that updates only the rows nobody
+    holds (`FOR UPDATE SKIP LOCKED`, in id order). A row a vote or a lease holds at that moment keeps its
+    previous priority until the next recompute (priorities only order the queue). One `bulk_update` held
+    every comparison of the study until it committed: leases, which skip locked rows, found nothing and sent
+    annotators to the done page with work left, and votes locking their comparison deadlocked with it
+    (CI, the 50-annotator adaptive test). SQLite serialises writers: a plain bulk update."""
+    from django.db import connection, transaction
+
+    pairs = sorted(zip(ids, priorities, strict=True))
+    if connection.vendor != "postgresql":
+        Comparison.objects.bulk_update([Comparison(pk=pk, priority=p) for pk, p in pairs], ["priority"],
+                                       batch_size=1000)
+        return len(pairs)
+    table = Comparison._meta.db_table
+    written = 0
+    for start in range(0, len(pairs), WRITE_BATCH):
+        batch = pairs[start:start + WRITE_BATCH]
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH v AS (SELECT unnest(%s::bigint[]) AS id, unnest(%s::float8[]) AS priority), "  # noqa: S608
+                f"free AS (SELECT c.id FROM {table} c JOIN v ON v.id = c.id ORDER BY c.id FOR UPDATE OF c SKIP LOCKED) "
+                f"UPDATE {table} c SET priority = v.priority FROM v, free WHERE c.id = v.id AND c.id = free.id",
+                [[pk for pk, _ in batch], [p for _, p in batch]])
+            written += cursor.rowcount
+    return written
 
 
 def adaptive_report(study: Study, bins: int = 10, limit: int = 20) -> dict:
