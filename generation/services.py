@@ -327,8 +327,14 @@ def run_chunk(run_id: int, chunk_index: int, system_id: int, instance_ids: list[
             if not pending:
                 break
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                instance_id, sample_index = pending.pop(future)
+            done_now = [(pending.pop(future), future) for future in finished]
+            if all(future.exception() is None for _key, future in done_now):
+                # The next requests go out before these answers are stored, so the database's time per
+                # sample overlaps the server's instead of adding to it (bench/generation.py, chunk path).
+                while queue and len(pending) < workers and not stop:
+                    key = queue.pop(0)
+                    pending[pool.submit(ask, *key)] = key
+            for (instance_id, sample_index), future in done_now:
                 try:
                     result = future.result()
                 except EndpointError as error:
