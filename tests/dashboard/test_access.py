@@ -5,8 +5,9 @@ from django.urls import reverse
 
 from dashboard.models import ExportJob
 from dashboard.tasks import write_export
+from generation.models import GenerationRun
 from separability.models import SeparabilityRun
-from tests.factories import make_voted_study
+from tests.factories import make_endpoint, make_voted_study
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +31,10 @@ def objects(media_root, monkeypatch):
     monkeypatch.setattr(runs, "BACKGROUND_WHEN_EAGER", False)
     monkeypatch.setattr(services, "compute_dataset_separability", fake_compute)
     voter = study.votes.order_by("id").values_list("annotator_id", flat=True).first()
-    return {"study": study.slug, "dataset": study.dataset.slug, "run": run.pk, "job": job.pk, "annotator": voter}
+    endpoint = make_endpoint("access-endpoint", "http://127.0.0.1:9/v1", "some-model")
+    generation_run = GenerationRun.objects.create(dataset=study.dataset, total=2, status=GenerationRun.Status.RUNNING)
+    return {"study": study.slug, "dataset": study.dataset.slug, "run": run.pk, "job": job.pk, "annotator": voter,
+            "endpoint": endpoint.name, "generation_run": generation_run.pk}
 
 
 # (kind, method, url template, staff status). kind: dashboard (login redirect / 403), admin (admin login
@@ -72,6 +76,11 @@ ROUTES = [
     ("api", "get", "/api/v1/studies/{study}/leaderboards/", 200),
     ("api", "post", "/api/v1/studies/{study}/exclusions/", 400),  # staff: nothing named
     ("api", "post", "/api/v1/token/", 201),
+    ("api", "get", "/api/v1/endpoints/", 200),
+    ("api", "get", "/api/v1/endpoints/{endpoint}/", 200),
+    ("api", "get", "/api/v1/generation-runs/", 200),
+    ("api", "get", "/api/v1/generation-runs/{generation_run}/", 200),
+    ("api", "post", "/api/v1/generation-runs/{generation_run}/cancel/", 200),
     ("public", "get", "/api/schema/", 200),
     ("public", "get", "/api/docs/", 200),
 ]
@@ -126,9 +135,11 @@ def test_every_dashboard_and_api_route_is_in_the_table():
         for pattern in patterns:
             route = prefix + str(pattern.pattern)
             route = (route.replace("<slug:slug>", "{x}").replace("<int:pk>", "{x}").replace("<str:fmt>", "csv")
+                     .replace("<slug:name>", "{x}")
                      .replace("<int:user_id>", "{x}"))
             normalised = {t.replace("{study}", "{x}").replace("{dataset}", "{x}").replace("{run}", "{x}")
-                          .replace("{job}", "{x}").replace("{annotator}", "{x}") for t in templates}
+                          .replace("{job}", "{x}").replace("{annotator}", "{x}").replace("{endpoint}", "{x}")
+                          .replace("{generation_run}", "{x}") for t in templates}
             assert route in normalised, f"{route} is not in the access table"
 
 
