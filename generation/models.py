@@ -79,7 +79,11 @@ class ModelEndpoint(models.Model):
             raise ValidationError({"base_url": "A local model has no URL: give its folder as the model."})
 
 
-class GenerationRun(models.Model):
+class ChunkedRun(models.Model):
+    """What every run done in chunk tasks records (generation runs here, judge runs in judges): status,
+    counters, which chunks finished, tokens, who started it and when. One definition, so both runs read,
+    show and finish alike (`mark_chunk_done`)."""
+
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
@@ -88,12 +92,56 @@ class GenerationRun(models.Model):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
+    FINISHED = (Status.DONE, Status.INCOMPLETE, Status.FAILED, Status.CANCELLED)
+
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0, help_text="Results stored (including ones present before).")
+    existing = models.PositiveIntegerField(default=0, help_text="Results already stored when the run started.")
+    failed = models.PositiveIntegerField(default=0, help_text="Results that could not be obtained.")
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.JSONField(default=list, help_text="Indexes of finished chunks.")
+    tokens_in = models.PositiveBigIntegerField(default=0)
+    tokens_out = models.PositiveBigIntegerField(default=0)
+    error = models.TextField(blank=True, help_text="Why the run as a whole failed.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at", "-id"]
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.done / self.total) if self.total else 100
+
+    @classmethod
+    def mark_chunk_done(cls, run_id: int, chunk_index: int) -> bool:
+        """Record a finished chunk once (a redelivered one is not counted twice); True when it was the
+        run's last, so the caller finishes the run."""
+        from django.db import transaction
+
+        with transaction.atomic():
+            run = cls.objects.select_for_update().get(pk=run_id)  # type: ignore[attr-defined]
+            if chunk_index in run.chunks_done:
+                return False
+            run.chunks_done = sorted(run.chunks_done + [chunk_index])
+            run.save(update_fields=["chunks_done"])
+            return len(run.chunks_done) >= run.chunks_total
+
+
+class GenerationRun(ChunkedRun):
     class SeedPolicy(models.TextChoices):
         PER_SAMPLE = "per_sample", "seed + sample index (reproducible, samples differ)"
         FIXED = "fixed", "the same seed for every sample"
         NONE = "none", "no seed (the server's own randomness)"
-
-    FINISHED = (Status.DONE, Status.INCOMPLETE, Status.FAILED, Status.CANCELLED)
 
     dataset = models.ForeignKey("annotations.Dataset", on_delete=models.CASCADE, related_name="generation_runs")
     systems = models.ManyToManyField("annotations.System", related_name="generation_runs")
@@ -106,41 +154,18 @@ class GenerationRun(models.Model):
     system_prompt = models.TextField(blank=True)
     prompt_template = models.TextField(default=DEFAULT_PROMPT_TEMPLATE, validators=[validate_prompt_template])
     chain_separability = models.BooleanField(default=True, help_text="Compute separability when the run completes.")
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     total = models.PositiveIntegerField(default=0, help_text="instances x systems x k")
-    done = models.PositiveIntegerField(default=0, help_text="Samples stored (including ones present before).")
-    existing = models.PositiveIntegerField(default=0, help_text="Samples already stored when the run started.")
-    failed = models.PositiveIntegerField(default=0, help_text="Samples that could not be generated.")
-    chunks_total = models.PositiveIntegerField(default=0)
-    chunks_done = models.JSONField(default=list, help_text="Indexes of finished chunks.")
-    tokens_in = models.PositiveBigIntegerField(default=0)
-    tokens_out = models.PositiveBigIntegerField(default=0)
     usage_missing = models.PositiveIntegerField(default=0, help_text="Samples whose server reported no usage.")
     blocked = models.JSONField(default=dict, help_text="system id -> why none of its samples can be generated.")
-    error = models.TextField(blank=True, help_text="Why the run as a whole failed.")
     report = models.JSONField(default=dict, help_text="Empty and identical samples, per system.")
     separability_run = models.ForeignKey("separability.SeparabilityRun", null=True, blank=True,
                                          on_delete=models.SET_NULL, related_name="+")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(ChunkedRun.Meta):
         constraints = [models.CheckConstraint(condition=Q(done__lte=F("total")), name="generation_done_within_total")]
 
     def __str__(self):
         return f"generation run {self.pk} on {self.dataset}"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in self.FINISHED
-
-    @property
-    def percent(self) -> int:
-        return int(100 * self.done / self.total) if self.total else 100
 
 
 class GenerationFailure(models.Model):

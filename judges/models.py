@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from annotations.models import System
-from generation.models import GenerationRun
+from generation.models import ChunkedRun
 
 from .prompts import DEFAULT_SYSTEM_PROMPT, DEFAULT_TEMPLATE, template_problem
 from .verdicts import Verdict
@@ -75,12 +75,9 @@ class JudgePrompt(models.Model):
         return f"{self.judge} prompt in {self.study}"
 
 
-class JudgeRun(models.Model):
+class JudgeRun(ChunkedRun):
     """A judge asked about every comparison of a study in both orders, filled in by chunk tasks (the run
-    record of `generation.models.GenerationRun`: the same statuses, counters, chunks and failures)."""
-
-    Status = GenerationRun.Status
-    FINISHED = GenerationRun.FINISHED
+    record of `generation.models.ChunkedRun`: the same statuses, counters, chunks and failures)."""
 
     study = models.ForeignKey("annotations.Study", on_delete=models.CASCADE, related_name="judge_runs")
     judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="runs")
@@ -90,37 +87,14 @@ class JudgeRun(models.Model):
     max_tokens = models.PositiveIntegerField(default=1024)
     system_prompt = models.TextField(blank=True)
     prompt_template = models.TextField(validators=[validate_template])
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     total = models.PositiveIntegerField(default=0, help_text="comparisons x 2 orders")
-    done = models.PositiveIntegerField(default=0, help_text="Answers stored (including ones present before).")
-    existing = models.PositiveIntegerField(default=0, help_text="Answers already stored when the run started.")
     unparseable = models.PositiveIntegerField(default=0, help_text="Stored answers without a verdict.")
-    failed = models.PositiveIntegerField(default=0, help_text="(comparison, order)s that could not be asked.")
-    chunks_total = models.PositiveIntegerField(default=0)
-    chunks_done = models.JSONField(default=list, help_text="Indexes of finished chunks.")
-    tokens_in = models.PositiveBigIntegerField(default=0)
-    tokens_out = models.PositiveBigIntegerField(default=0)
-    error = models.TextField(blank=True, help_text="Why the run as a whole stopped (a fatal endpoint error).")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(ChunkedRun.Meta):
         constraints = [models.CheckConstraint(condition=Q(done__lte=F("total")), name="judge_run_done_within_total")]
 
     def __str__(self):
         return f"judge run {self.pk}: {self.judge} on {self.study}"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in self.FINISHED
-
-    @property
-    def percent(self) -> int:
-        return int(100 * self.done / self.total) if self.total else 100
 
 
 class JudgeFailure(models.Model):

@@ -399,14 +399,7 @@ def run_chunk(run_id: int, chunk_index: int, comparison_ids: list[int], final: b
 
 
 def _chunk_done(run_id: int, chunk_index: int) -> None:
-    with transaction.atomic():
-        run = JudgeRun.objects.select_for_update().get(pk=run_id)
-        if chunk_index in run.chunks_done:
-            return
-        run.chunks_done = sorted(run.chunks_done + [chunk_index])
-        run.save(update_fields=["chunks_done"])
-        complete = len(run.chunks_done) >= run.chunks_total
-    if complete:
+    if JudgeRun.mark_chunk_done(run_id, chunk_index):
         finish_run(run_id)
 
 
