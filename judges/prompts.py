@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from string import Template
 
+from generation.prompts import placeholders_problem
+
 DEFAULT_SYSTEM_PROMPT = (
     "Please act as an impartial judge and evaluate the quality of the responses provided by two AI assistants to "
     "the user question displayed below. You should choose the assistant that follows the user's instructions and "
@@ -29,15 +31,9 @@ PLACEHOLDERS = ("question", "answer_a", "answer_b")
 
 def template_problem(template: str) -> str | None:
     """Why a template cannot be used (an unknown or missing placeholder), or None."""
-    try:
-        names = {m.group("named") or m.group("braced") for m in Template.pattern.finditer(template)
-                 if m.group("named") or m.group("braced")}
-        Template(template).substitute({name: "" for name in names})
-    except (ValueError, KeyError) as error:
-        return f"not a valid template ({error})"
-    unknown = sorted(names - set(PLACEHOLDERS))
-    if unknown:
-        return f"unknown placeholder ${unknown[0]} (use {', '.join('$' + p for p in PLACEHOLDERS)})"
+    names, problem = placeholders_problem(template, PLACEHOLDERS)
+    if problem:
+        return problem
     missing = [p for p in ("answer_a", "answer_b") if p not in names]
     if missing:
         return f"the template must show both answers (${missing[0]} is missing)"

@@ -37,7 +37,7 @@ PURE = {
     "judges/verdicts.py", "judges/metrics.py", "judges/cli.py", "judges/prompts.py", "demo/llmfao.py",
     "lib/vocabulary.py", "lib/csvsafe.py", "generation/prompts.py", "generation/clients.py",
 }
-PURE_LIB = {"lib.vocabulary", "lib.csvsafe", "annotations.imports.parse"}
+PURE_LIB = {"lib.vocabulary", "lib.csvsafe", "annotations.imports.parse", "generation.prompts"}
 
 
 def imports_of(source: str) -> list[tuple[int, str]]:
