@@ -224,9 +224,13 @@ def main() -> None:
     folder = build_tiny_model(args.folder)
     server = ModelServer(folder, port=args.port).start()
     print(f"serving {folder} at {server.base_url} (model name: {folder}); log {server.log_path}; Ctrl-C stops")
+    # The server runs in its own session (so a test can kill it whole): stopping this script must stop it too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         server.process.wait()  # type: ignore[union-attr]
     except KeyboardInterrupt:
+        pass
+    finally:
         server.stop()
 
 
