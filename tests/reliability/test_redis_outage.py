@@ -74,7 +74,9 @@ class Voters:
 
 
 def test_votes_are_stored_while_redis_is_down_and_the_leaderboard_catches_up_after(postgres, own_redis):
-    study = make_study(slug="redis-outage", n_instances=30, systems=("alpha-model", "beta-model", "gamma-model"),
+    # Room for about 45 s of non-stop voting (1,800 votes): with 180, four voters used the whole study up
+    # while Redis and the worker restarted on a loaded CI machine, and nothing was left to vote on after.
+    study = make_study(slug="redis-outage", n_instances=300, systems=("alpha-model", "beta-model", "gamma-model"),
                        overlap=2)
     invite = InviteLink.objects.create(max_uses=ANNOTATORS)
     invite.studies.add(study)
