@@ -13,16 +13,14 @@ import time
 
 from django.db import connections
 
+from lib.tasks import tasks_run_eagerly
+
 log = logging.getLogger(__name__)
 
 # Tests switch this off to run embedded work inline (a thread cannot see a test's open transaction).
 BACKGROUND_WHEN_EAGER = True
 
 
-def tasks_run_eagerly() -> bool:
-    from celery import current_app  # the project's app (evalsite.celery), without importing the project
-
-    return bool(current_app.conf.task_always_eager)
 
 
 def start_separability_run(dataset, metrics: list[str] | None = None, wait_for_record: float = 5.0):

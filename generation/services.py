@@ -10,7 +10,6 @@ when the run asks for it, queues the dataset's separability. docs/design.md §6.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -18,11 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
 from annotations.models import Dataset, Generation, Instance, System
+from lib.tasks import send_tasks
 
 from .clients import EndpointError, EndpointSpec, ErrorKind, SampleRequest, SampleResult, client_for
 from .limiter import Limits, get_limiter
@@ -157,12 +157,6 @@ def start_run(dataset: Dataset, systems: Iterable[System], run_settings: RunSett
     return run, chunks
 
 
-def tasks_run_eagerly() -> bool:
-    from celery import current_app
-
-    return bool(current_app.conf.task_always_eager)
-
-
 def queue_for(endpoint: ModelEndpoint) -> str:
     return "gpu" if endpoint.kind == ModelEndpoint.Kind.LOCAL else "default"
 
@@ -181,18 +175,7 @@ def launch(run: GenerationRun, chunks: list[Chunk]) -> None:
             generate_chunk.apply_async((run.pk, chunk.index, chunk.system_id, chunk.instance_ids),
                                        queue=queues[chunk.system_id])
 
-    if tasks_run_eagerly() and BACKGROUND_WHEN_EAGER:
-        def work():
-            try:
-                send_all()
-            except Exception:  # noqa: BLE001 - recorded on the run by the task
-                log.exception("generation run %s failed", run.pk)
-            finally:
-                connections.close_all()
-
-        threading.Thread(target=work, name=f"generation-{run.pk}", daemon=True).start()
-    else:
-        send_all()
+    send_tasks(send_all, f"generation-{run.pk}", BACKGROUND_WHEN_EAGER)
 
 
 def generate(dataset: Dataset, systems: Iterable[System], run_settings: RunSettings | None = None,

@@ -17,13 +17,12 @@ answer, A first when both parsed. The tables read the pair itself from the verdi
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
@@ -33,7 +32,8 @@ from annotations.signals import votes_changed_on_commit
 from generation.clients import EndpointError, EndpointSpec, SampleRequest, SampleResult, api_key_of, client_for
 from generation.limiter import Limits, get_limiter
 from generation.models import ModelEndpoint
-from generation.services import endpoint_problem, queue_for, tasks_run_eagerly
+from generation.services import endpoint_problem, queue_for
+from lib.tasks import send_tasks
 
 from .metrics import JudgeAnswer, JudgedComparison
 from .models import Judge, JudgeFailure, JudgePrompt, JudgeRun, JudgeVerdict
@@ -212,18 +212,7 @@ def launch(run: JudgeRun, chunks: list[Chunk]) -> None:
         for chunk in chunks:
             judge_chunk.apply_async((run.pk, chunk.index, chunk.comparison_ids), queue=queue)
 
-    if tasks_run_eagerly() and BACKGROUND_WHEN_EAGER:
-        def work():
-            try:
-                send_all()
-            except Exception:  # noqa: BLE001 - recorded on the run by the task
-                log.exception("judge run %s failed", run.pk)
-            finally:
-                connections.close_all()
-
-        threading.Thread(target=work, name=f"judge-run-{run.pk}", daemon=True).start()
-    else:
-        send_all()
+    send_tasks(send_all, f"judge-run-{run.pk}", BACKGROUND_WHEN_EAGER)
 
 
 def judge_study(study: Study, judge_name: str, endpoint_name: str = "", run_settings: JudgeRunSettings | None = None,

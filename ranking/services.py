@@ -17,6 +17,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from lib.tasks import tasks_run_eagerly
 from lib.vocabulary import METHODS
 
 from .models import LeaderboardRelease, LeaderboardSnapshot, RatingState
@@ -208,12 +209,6 @@ def rebuild_study_ratings(study, rounds: int = BOOTSTRAP_ROUNDS) -> dict[str, Le
     return refresh_snapshots(study, rounds=rounds, table=table)
 
 
-def _tasks_run_eagerly() -> bool:
-    from celery import current_app  # the project's app (evalsite.celery), without importing the project
-
-    return bool(current_app.conf.task_always_eager)
-
-
 def _recompute_in_a_thread(study_id: int) -> None:
     """Embedded mode: the debounced recompute, in a timer thread of this process, after the window."""
     from django.db import connections
@@ -246,7 +241,7 @@ def schedule_leaderboard_recompute(study_id: int) -> bool:
     try:
         if not cache.add(f"leaderboard-recompute:{study_id}", 1, timeout=RECOMPUTE_DEBOUNCE_SECONDS * 12):
             return False
-        if _tasks_run_eagerly() and settings.RECOMPUTE_IN_THREAD_WHEN_EAGER:
+        if tasks_run_eagerly() and settings.RECOMPUTE_IN_THREAD_WHEN_EAGER:
             _recompute_in_a_thread(study_id)
             return True
         # retry=False: with the broker down, fail at once (the vote is already stored) instead of stalling it.

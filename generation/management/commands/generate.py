@@ -8,6 +8,7 @@ from tqdm import tqdm
 from annotations.models import Dataset, System
 from generation import services
 from generation.models import GenerationRun
+from lib.tasks import tasks_run_eagerly
 from separability.models import SeparabilityRun
 
 
@@ -53,7 +54,7 @@ class Command(BaseCommand):
         missing = run.total - run.existing
         self.stdout.write(f"run {run.pk}: {run.total} samples ({run.existing} already stored, {missing} to ask for) "
                           f"in {len(chunks)} chunks")
-        eager = services.tasks_run_eagerly()
+        eager = tasks_run_eagerly()
         services.launch(run, chunks)  # embedded: in a thread of this process, which the bar follows
         if not (options["wait"] or eager):
             self.stdout.write("queued; follow it on /generation/ or with --wait")

@@ -9,6 +9,7 @@ from annotations.models import Study
 from generation.services import failures_by_kind, wait_for
 from judges import runs
 from judges.models import JudgeRun
+from lib.tasks import tasks_run_eagerly
 
 
 class Command(BaseCommand):
@@ -38,7 +39,7 @@ class Command(BaseCommand):
         self.stdout.write(f"judge run {run.pk}: {run.judge.name} on {run.total // 2} comparisons x 2 orders = "
                           f"{run.total} answers ({run.existing} already stored, {run.total - run.existing} to ask "
                           f"for) in {len(chunks)} chunks")
-        eager = runs.tasks_run_eagerly()
+        eager = tasks_run_eagerly()
         runs.launch(run, chunks)  # embedded: in a thread of this process, which the bar follows
         if not (options["wait"] or eager):
             self.stdout.write(f"queued; follow it on /judges/{study.slug}/ or with --wait")
