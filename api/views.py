@@ -8,8 +8,6 @@ serializer, so a bad one is a 400 that says what is wrong, never a 500.
 """
 from __future__ import annotations
 
-import itertools
-
 from django.db.models import Q
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -22,7 +20,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from annotations.models import Comparison, Dataset, Study
+from annotations.models import Comparison, Dataset, Study, System
 from generation.models import GenerationRun, ModelEndpoint
 
 from . import serializers as s
@@ -128,27 +126,27 @@ def dataset_import(request, slug):
 )
 @api_view(["GET"])
 def dataset_separability(request, slug):
-    from dashboard.queries import dataset_summary
-    from separability.exports import iter_separability_records
-    from separability.models import Alignment
+    from dashboard.queries import dataset_summary, separability_pair_counts
+    from separability.exports import separability_record, separability_rows
 
     dataset = get_object_or_404(Dataset, slug=slug)
     query = _validated(s.SeparabilityQuerySerializer, request.query_params)
-    rows = Alignment.objects.filter(instance__dataset=dataset)
-    if query.get("metric"):
-        rows = rows.filter(metric=query["metric"])
-    records = iter_separability_records(dataset, query.get("metric"))
+    rows = separability_rows(dataset, query.get("metric"))
+    counts = separability_pair_counts(dataset)  # the total, and the summary, from one aggregate
+    counted = [c for c in counts if not query.get("metric") or c["metric"] == query["metric"]]
     if query.get("system_a"):
         pair = {query["system_a"], query["system_b"]}
-        rows = rows.filter(Q(system_a__name__in=pair) & Q(system_b__name__in=pair))
-        records = (r for r in records if {r["system_a"], r["system_b"]} == pair)
+        ids = set(System.objects.filter(name__in=pair).values_list("id", flat=True)) if len(pair) == 2 else set()
+        rows = rows.filter(system_a_id__in=ids, system_b_id__in=ids)
+        counted = [c for c in counted if {c["system_a_id"], c["system_b_id"]} == ids]
     paginator = LimitOffsetPagination()
     limit, offset = paginator.get_limit(request), paginator.get_offset(request)
-    paginator.count, paginator.limit, paginator.offset, paginator.request = rows.count(), limit, offset, request
-    # Past the end there is nothing to read (and islice refuses an offset beyond sys.maxsize: was a 500).
-    page = list(itertools.islice(records, offset, offset + limit)) if offset < paginator.count else []
+    count = sum(c["units"] for c in counted)
+    paginator.count, paginator.limit, paginator.offset, paginator.request = count, limit, offset, request
+    # Past the end there is nothing to read (and a slice beyond the count would only ask for nothing).
+    page = [separability_record(a, dataset.slug) for a in rows[offset:offset + limit]] if offset < count else []
     response = paginator.get_paginated_response(page)
-    response.data["summary"] = dataset_summary(dataset)["separability"]
+    response.data["summary"] = dataset_summary(dataset, counts)["separability"]
     return response
 
 

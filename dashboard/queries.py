@@ -11,8 +11,9 @@ from collections.abc import Hashable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Case, Count, Max, Min, Q, Sum, Value, When
-from django.db.models.functions import Least, TruncDay, TruncHour, TruncMinute, TruncWeek
+import numpy as np
+from django.db.models import BooleanField, Case, Count, F, FloatField, Max, Min, Q, Sum, Value, When
+from django.db.models.functions import Floor, Least, TruncDay, TruncHour, TruncMinute, TruncWeek
 from django.utils import timezone
 
 from annotations.models import AnnotatorExclusion, Assignment, Comparison, Generation, ItemFlag, Study, Vote
@@ -283,22 +284,29 @@ def compare_boards(plain: dict | None, weighted: dict | None) -> dict:
 # separability of a dataset
 
 
-def separability_metrics(dataset) -> list[str]:
+def separability_pair_counts(dataset) -> list[dict]:
+    """Units and defined units per (metric, system pair) of a dataset: one aggregate over its alignments,
+    from which the page's metric list, its pair list and the dataset summary are all read (each was a
+    scan of its own over 200,000 units, 60-100 ms apiece: bench/scale.py)."""
     from separability.models import Alignment
 
-    return sorted(Alignment.objects.filter(instance__dataset=dataset).order_by()
-                  .values_list("metric", flat=True).distinct())
+    return list(Alignment.objects.filter(instance__dataset=dataset).order_by()
+                .values("metric", "system_a_id", "system_b_id")
+                .annotate(units=Count("id"), defined=Count("id", filter=Q(separability__isnull=False))))
 
 
-def separability_pairs(dataset, metric: str) -> list[dict]:
+def separability_metrics(dataset, counts: list[dict] | None = None) -> list[str]:
+    counts = separability_pair_counts(dataset) if counts is None else counts
+    return sorted({r["metric"] for r in counts})
+
+
+def separability_pairs(dataset, metric: str, counts: list[dict] | None = None) -> list[dict]:
     from annotations.models import System
-    from separability.models import Alignment
 
     # Grouped by the systems' ids, their names looked up once: joining the names into the GROUP BY over
     # every unit cost 0.6 s at 200,000 units (bench/scale.py).
-    rows = list(Alignment.objects.filter(instance__dataset=dataset, metric=metric).order_by()
-                .values("system_a_id", "system_b_id")
-                .annotate(units=Count("id"), defined=Count("id", filter=Q(separability__isnull=False))))
+    counts = separability_pair_counts(dataset) if counts is None else counts
+    rows = [r for r in counts if r["metric"] == metric]
     names = dict(System.objects.filter(id__in={r["system_a_id"] for r in rows} | {r["system_b_id"] for r in rows})
                  .values_list("id", "name"))
     rows.sort(key=lambda r: (names[r["system_a_id"]], names[r["system_b_id"]]))
@@ -314,9 +322,18 @@ def policy_thresholds(dataset, metric: str) -> list[dict]:
             .order_by("slug")]
 
 
+HISTOGRAM_BINS = 20
+
+
 def separability_overview(dataset, metric: str, pair: dict | None, extremes: int = 3) -> dict:
     """Histogram of normalised separability (marked with the threshold of any threshold-policy study on
-    this metric), the lowest and highest units with all their samples, and why undefined units are."""
+    this metric), the lowest and highest units with all their samples, and why undefined units are.
+
+    Counted in the database in one grouped aggregate (bin, undefined reason, single-sample flag), with the
+    histogram's range from the lowest and highest units, which the (metric, normalised) indexes give at
+    once: reading every unit's value into Python for numpy's histogram took 0.2-0.3 s at 200,000 units
+    (bench/scale.py). The bins are numpy's (`dashboard.agreement.histogram`): equal width over the values
+    and the marks, the top edge in the last bin."""
     from separability.models import Alignment
 
     rows = Alignment.objects.filter(instance__dataset=dataset, metric=metric)
@@ -324,27 +341,48 @@ def separability_overview(dataset, metric: str, pair: dict | None, extremes: int
         rows = rows.filter(system_a_id=pair["system_a_id"], system_b_id=pair["system_b_id"])
     thresholds = policy_thresholds(dataset, metric)
     marks = [t["threshold"] for t in thresholds if t["applies"]]
-    values = list(rows.filter(normalised__isnull=False).values_list("normalised", flat=True))
-    # No None among them (the filter above); django-stubs types a nullable field's values as float | None.
-    hist = agreement.histogram(values, bins=20, marks=marks)  # type: ignore[arg-type]
-    undefined_rows = rows.filter(separability__isnull=True)
-    undefined = list(undefined_rows.values("undefined_reason").annotate(n=Count("id")).order_by("-n"))
-    single_sample = undefined_rows.filter(Q(k_a__lt=2) | Q(k_b__lt=2)).count()
     defined = rows.filter(separability__isnull=False, normalised__isnull=False).select_related(
         "instance", "system_a", "system_b")
     lowest = list(defined.order_by("normalised", "id")[:extremes])
     highest = list(defined.order_by("-normalised", "-id")[:extremes])
+    low = min([lowest[0].normalised] + list(marks)) if lowest else 0.0
+    high = max([highest[0].normalised] + list(marks)) if highest else 1.0
+    if high == low:
+        low, high = low - 0.5, high + 0.5
+    norm = HISTOGRAM_BINS / (high - low)
+    groups = (rows.order_by()
+              .annotate(bin=Case(When(normalised__isnull=True, then=Value(None)),
+                                 default=Least(Floor((F("normalised") - Value(low)) * Value(norm)),
+                                               Value(HISTOGRAM_BINS - 1)), output_field=FloatField()),
+                        sep_undefined=Case(When(separability__isnull=True, then=Value(True)), default=Value(False),
+                                           output_field=BooleanField()),
+                        single=Case(When(Q(k_a__lt=2) | Q(k_b__lt=2), then=Value(True)), default=Value(False),
+                                    output_field=BooleanField()))
+              .values("bin", "sep_undefined", "undefined_reason", "single").annotate(n=Count("id")))
+    counts = [0] * HISTOGRAM_BINS
+    reasons: dict[str, int] = defaultdict(int)
+    units = defined_units = single_sample = 0
+    for g in groups:
+        units += g["n"]
+        if g["bin"] is not None:
+            counts[max(0, min(HISTOGRAM_BINS - 1, int(g["bin"])))] += g["n"]
+            defined_units += g["n"]
+        if g["sep_undefined"]:
+            reasons[g["undefined_reason"]] += g["n"]
+            single_sample += g["n"] if g["single"] else 0
+    hist = ({"edges": [float(e) for e in np.linspace(low, high, HISTOGRAM_BINS + 1)], "counts": counts,
+             "n": defined_units} if defined_units else {"edges": [], "counts": [], "n": 0})
+    undefined = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
     highest = [a for a in highest if a.pk not in {x.pk for x in lowest}]
     return {
         "metric": metric,
         "histogram": hist,
         "thresholds": thresholds,
         "marks": marks,
-        "units": rows.count(),
-        "defined": len(values),
-        "undefined": [{"reason": _name_systems(u["undefined_reason"]) or "no reason recorded", "n": u["n"]}
-                      for u in undefined],
-        "undefined_total": sum(u["n"] for u in undefined),
+        "units": units,
+        "defined": defined_units,
+        "undefined": [{"reason": _name_systems(reason) or "no reason recorded", "n": n} for reason, n in undefined],
+        "undefined_total": sum(n for _, n in undefined),
         "undefined_single_sample": single_sample,
         "lowest": [unit_with_samples(a) for a in lowest],
         "highest": [unit_with_samples(a) for a in highest],
@@ -399,21 +437,23 @@ def run_progress(run, now=None) -> dict:
     }
 
 
-def dataset_summary(dataset) -> dict:
-    """Counts for the dataset list and the API."""
-    from separability.models import Alignment
+def dataset_summary(dataset, counts: list[dict] | None = None) -> dict:
+    """Counts for the dataset list and the API. `counts`: `separability_pair_counts(dataset)` when the
+    caller has it. The generations are counted per system in one aggregate (the count and the distinct
+    names were two scans over every generation)."""
+    from annotations.models import System
 
-    alignments = Alignment.objects.filter(instance__dataset=dataset)
-    by_metric = {
-        r["metric"]: {"units": r["units"], "defined": r["defined"]}
-        for r in alignments.values("metric").annotate(units=Count("id"),
-                                                       defined=Count("id", filter=Q(separability__isnull=False)))
-    }
+    by_metric: dict[str, dict[str, int]] = {}
+    for r in separability_pair_counts(dataset) if counts is None else counts:
+        entry = by_metric.setdefault(r["metric"], {"units": 0, "defined": 0})
+        entry["units"] += r["units"]
+        entry["defined"] += r["defined"]
+    per_system = dict(Generation.objects.filter(instance__dataset=dataset).order_by().values_list("system_id")
+                      .annotate(n=Count("id")))
     return {
         "instances": dataset.instances.count(),
-        "generations": Generation.objects.filter(instance__dataset=dataset).count(),
-        "systems": sorted(set(Generation.objects.filter(instance__dataset=dataset)
-                              .order_by().values_list("system__name", flat=True).distinct())),
+        "generations": sum(per_system.values()),
+        "systems": sorted(System.objects.filter(id__in=per_system).values_list("name", flat=True)),
         "studies": list(dataset.studies.order_by("slug").values_list("slug", flat=True)),
         "separability": by_metric,
     }

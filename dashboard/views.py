@@ -161,7 +161,8 @@ def exclude_annotator(request, slug, user_id):
 @staff_required
 def separability(request, slug):
     dataset = get_object_or_404(Dataset, slug=slug)
-    metrics = queries.separability_metrics(dataset)
+    counts = queries.separability_pair_counts(dataset)
+    metrics = queries.separability_metrics(dataset, counts)
     studies = list(dataset.studies.order_by("slug"))
     default_metric = studies[0].policy_metric if studies else "bertscore"
     metric = request.GET.get("metric") or (default_metric if default_metric in metrics else
@@ -169,7 +170,7 @@ def separability(request, slug):
     if metrics and metric not in metrics:
         messages.error(request, f"No separability for metric {metric!r}; showing {metrics[0]}.")
         metric = metrics[0]
-    pairs = queries.separability_pairs(dataset, metric)
+    pairs = queries.separability_pairs(dataset, metric, counts)
     pair_key = request.GET.get("pair", "all")
     pair = next((p for p in pairs if p["key"] == pair_key), None)
     if pair_key != "all" and pair is None:
