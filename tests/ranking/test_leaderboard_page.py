@@ -203,3 +203,25 @@ def test_page_says_the_rating_is_the_bootstrap_median_and_ranks_weighted_boards_
             assert row["ci_low"] <= row["rating"] <= row["ci_high"], (method, row)
     assert payload["weighted_elo"]["ratings"] == payload["elo"]["ratings"]
     assert payload["weighted_bt"]["ratings"] == payload["bt"]["ratings"]
+
+
+def test_head_to_head_table_has_a_cell_per_pair_with_escaped_names(staff_client):
+    """The table is built in one string (ranking.templatetags.leaderboard_tags): one row per model, a cell
+    per opponent with its share and count, a 'same model' cell on the diagonal, 'never compared' where two
+    models never met, and names escaped."""
+    names = ("<i>alpha</i>", "beta & co", "gamma", "delta")
+    study = make_rating_study("heat", systems=names, n_instances=2)
+    for x, y, outcome in [(names[0], names[1], "x")] * 3 + [(names[0], names[1], "y")] + [(names[1], names[2], "x")] * 2 \
+            + [(names[2], names[3], "tie")] * 2:
+        add_vote(study, x, y, outcome, apply=False)
+    html = staff_client.get(f"/leaderboard/{study.slug}/").content.decode()
+    table = re.search(r'<table class="heatmap">(.*?)</table>', html, re.S).group(1)
+    body = table.split("<tbody>")[1]
+    rows = re.findall(r"<tr>(.*?)</tr>", body, re.S)
+    assert len(rows) == 4 and all(r.count("<td") == 4 for r in rows)
+    assert "<i>alpha</i>" not in table and "&lt;i&gt;alpha&lt;/i&gt;" in table and "beta &amp; co" in table
+    assert body.count('<td class="self">') == 4
+    assert body.count("never compared") == 6  # alpha-gamma, alpha-delta, beta-delta, both ways
+    alpha = next(r for r in rows if "&lt;i&gt;alpha" in r.split("</th>")[0])
+    assert "75%<span" in alpha and "n=4</span>" in alpha  # 3 wins of 4 against beta
+    assert re.search(r'<td class="rate" style="background-color: #[0-9a-f]{6}; color: #(000|fff)">50%', body)
