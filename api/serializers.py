@@ -149,9 +149,12 @@ class StudySerializer(serializers.ModelSerializer):
     def get_progress(self, obj) -> ProgressSerializer:
         from dashboard.queries import study_progress
 
-        # A list view passes every listed study's progress, gathered in one go (dashboard.queries).
-        known = self.context.get("progress", {})
-        return known[obj.pk] if obj.pk in known else study_progress(obj)  # type: ignore[return-value]
+        # A list view passes every listed study's progress, gathered in one go (dashboard.queries); a
+        # detail keeps the one it computes, for its agreement (which needs the vote count).
+        known = self.context.setdefault("progress", {})
+        if obj.pk not in known:
+            known[obj.pk] = study_progress(obj)
+        return known[obj.pk]
 
     def get_url(self, obj) -> str:
         return f"/api/v1/studies/{obj.slug}/"
@@ -182,7 +185,9 @@ class StudyDetailSerializer(StudySerializer):
     def get_agreement(self, obj) -> AgreementSerializer:
         from dashboard.analysis import agreement_of
 
-        return agreement_of(obj)  # type: ignore[return-value]
+        # The progress field (serialised first) holds the vote count: its seven statements not run twice.
+        progress = self.context.get("progress", {}).get(obj.pk)
+        return agreement_of(obj, votes=progress["votes"] if progress else None)  # type: ignore[return-value]
 
 
 class ComparisonSerializer(serializers.ModelSerializer):

@@ -88,10 +88,11 @@ def refresh_if_large(study: Study) -> StudyAnalysis | None:
     return refresh(study)
 
 
-def agreement_of(study: Study) -> dict[str, Any]:
+def agreement_of(study: Study, votes: int | None = None) -> dict[str, Any]:
     """The study's agreement as the dashboard shows it (the REST API's study detail): computed now for a
-    small study, the stored analysis' for a large one, and computed now if it has none yet."""
-    votes = queries.study_progress(study)["votes"]
+    small study, the stored analysis' for a large one, and computed now if it has none yet. `votes`: the
+    study's vote count when the caller has its progress."""
+    votes = queries.study_progress(study)["votes"] if votes is None else votes
     payload, _stored = for_page(study, votes)
     return payload["agreement"] if payload is not None else queries.study_agreement(study)
 
