@@ -87,6 +87,12 @@ def separability_weight(separability: float | None, floor: float = WEIGHT_FLOOR)
     return max(min(max(value, 0.0), 1.0), floor)
 
 
+def separability_weights(separability: npt.ArrayLike, floor: float = WEIGHT_FLOOR) -> np.ndarray:
+    """`separability_weight` of every vote at once (NaN where undefined), for a study's whole vote table."""
+    values = np.asarray(separability, dtype=np.float64)
+    return np.where(np.isnan(values), floor, np.maximum(np.clip(values, 0.0, 1.0), floor))
+
+
 def apply_weight_floor(weights: npt.ArrayLike, floor: float = WEIGHT_FLOOR) -> np.ndarray:
     """max(w, floor) per vote, for weights already clipped to [0, 1] (a vote file's weight column, or
     `separability_weight` values, on which it changes nothing)."""

@@ -174,7 +174,7 @@ def factorize_systems(
     return a, b, [str(name) for name in index]
 
 
-def scores_from_winners(winner: Sequence[str], both_bad: str = "tie") -> tuple[np.ndarray, np.ndarray]:
+def scores_from_winners(winner: Sequence[str] | np.ndarray, both_bad: str = "tie") -> tuple[np.ndarray, np.ndarray]:
     """System a's score per vote (1, 0.5, 0) and a mask of the votes kept ("both bad" ones are dropped
     when both_bad="drop")."""
     if both_bad not in ("tie", "drop"):
@@ -223,7 +223,7 @@ def _check_weights(weights: npt.ArrayLike, votes: int) -> np.ndarray:
 def compute_leaderboard(
     system_a: Sequence[str] | np.ndarray,
     system_b: Sequence[str] | np.ndarray,
-    winner: Sequence[str],
+    winner: Sequence[str] | np.ndarray,
     method: str = "bt",
     weights: Sequence[float] | np.ndarray | None = None,
     both_bad: str = "tie",
