@@ -379,3 +379,11 @@ def test_no_unit_with_separability_gives_the_plain_board_and_says_so(weight):
         assert any("no unit has separability above the floor" in note.lower()
                    and "the weighted board is the plain one" in note for note in weighted.notes)
         assert not any("weighted board" in note for note in plain.notes)
+
+
+def test_vectorised_weights_are_the_scalar_weights():
+    from ranking.common import separability_weight, separability_weights
+
+    values = [None, float("nan"), -0.3, 0.0, 0.01, 0.05, 0.2, 0.999, 1.0, 1.7]
+    expected = [separability_weight(v) for v in values]
+    assert separability_weights([float("nan") if v is None else v for v in values]).tolist() == expected
