@@ -24,9 +24,10 @@ def test_batched_export_yields_every_vote_once_in_vote_order(study):
     expected = list(Vote.objects.filter(study=study).order_by("submitted_at", "id").values_list("id", flat=True))
     assert len(expected) > 7
 
-    for batch in (1, 2, 3, 5, len(expected), len(expected) + 1):
-        rows = list(exports.in_vote_order(exports.vote_queryset(study), batch=batch))
-        assert [r["id"] for r in rows] == expected, f"batch {batch}"
+    for first, batch in ((1, 1), (1, 2), (2, 3), (3, 5), (4, len(expected)), (len(expected), len(expected) + 1),
+                         (len(expected) + 1, 2)):
+        rows = list(exports.in_vote_order(exports.vote_queryset(study), batch=batch, first=first))
+        assert [r["id"] for r in rows] == expected, f"first {first}, batch {batch}"
 
 
 def test_csv_and_dpo_exports_hold_every_vote_across_batches(study, monkeypatch):
@@ -36,7 +37,7 @@ def test_csv_and_dpo_exports_hold_every_vote_across_batches(study, monkeypatch):
     full_dpo = list(exports.records_for(study, "dpo"))
     # Batches of two: the same records as one batch holding everything.
     original = exports.in_vote_order
-    monkeypatch.setattr(exports, "in_vote_order", lambda qs, batch=2: original(qs, batch=2))
+    monkeypatch.setattr(exports, "in_vote_order", lambda qs, batch=2, first=1: original(qs, batch=2, first=1))
     assert list(exports.records_for(study, "csv")) == full
     assert list(exports.records_for(study, "dpo")) == full_dpo
     assert len(full) == votes.count() and len(full_dpo) == decisive
