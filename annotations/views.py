@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from lib.decorators import staff_required
 from lib.ratelimit import hit
 
-from . import queue
+from . import queue, sql
 from .auth import (
     NOT_AVAILABLE,
     SESSION_NEW_REENTRY_KEY,
@@ -83,7 +83,7 @@ def not_available(request):
 
 def annotator_study(request, slug: str, check_access: bool = True) -> Study:
     """The study this signed-in person may work in; raises StudyNotAvailable otherwise."""
-    study = Study.objects.filter(slug=slug).first()
+    study = sql.study_by_slug(slug)
     if study is None or (study.status == Study.Status.DRAFT and not request.user.is_staff):
         raise StudyNotAvailable
     if check_access and not may_annotate(request, study):
@@ -93,20 +93,18 @@ def annotator_study(request, slug: str, check_access: bool = True) -> Study:
 
 def item_context(request, study: Study, assignment: Assignment, error: str = "", notice: str = "",
                  rationale: str = "", progress: queue.Progress | None = None) -> dict:
-    comparison = (Comparison.objects.select_related("instance", "generation_a", "generation_b")
-                  .get(pk=assignment.comparison_id))
-    left, right = ((comparison.generation_a, comparison.generation_b) if assignment.left_is_a
-                   else (comparison.generation_b, comparison.generation_a))
+    input_text, text_a, text_b = sql.item_texts(assignment.comparison_id)
+    left_text, right_text = (text_a, text_b) if assignment.left_is_a else (text_b, text_a)
     allowed = set(study.allowed_answers) | {"left", "right"}
     return {
         "study_slug": study.slug,
         "token": assignment.token,
-        "input_text": comparison.instance.input,
-        "left_text": left.text,
-        "right_text": right.text,
+        "input_text": input_text,
+        "left_text": left_text,
+        "right_text": right_text,
         "rendered": study.output_format == "markdown",
-        "left_html": render_output(left.text) if study.output_format == "markdown" else "",
-        "right_html": render_output(right.text) if study.output_format == "markdown" else "",
+        "left_html": render_output(left_text) if study.output_format == "markdown" else "",
+        "right_html": render_output(right_text) if study.output_format == "markdown" else "",
         "answers": [{"value": v, "key": k, "label": label} for v, k, label in ANSWERS if v in allowed],
         "rationale_mode": study.rationale,
         "rationale_text": rationale,
@@ -145,9 +143,7 @@ def next_item_response(request, study: Study, notice: str = "", status: int = 20
 def open_assignment_for(request, study: Study, token: str) -> Assignment | None:
     if not queue.TOKEN_PATTERN.fullmatch(token or ""):
         return None
-    return (Assignment.objects.filter(token=token, annotator=request.user, comparison__study=study,
-                                      completed_at__isnull=True, served_at__isnull=False)
-            .select_related("comparison").first())
+    return sql.open_assignment(token, request.user, study)
 
 
 # --------------------------------------------------------------------------------------------------

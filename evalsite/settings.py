@@ -233,6 +233,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Django's database sessions with the per-request read as one plain statement (annotations/session_store.py).
+SESSION_ENGINE = "annotations.session_store"
 # Sent on every HTML page by lib.middleware.ResponseHardeningMiddleware. No inline scripts or <style>
 # elements anywhere (htmx is told not to inject its indicator style: templates/base.html); style
 # *attributes* stay allowed because progress bars and heatmap cells get their width and colour that way.
