@@ -211,8 +211,9 @@ def test_head_to_head_table_has_a_cell_per_pair_with_escaped_names(staff_client)
     models never met, and names escaped."""
     names = ("<i>alpha</i>", "beta & co", "gamma", "delta")
     study = make_rating_study("heat", systems=names, n_instances=2)
-    for x, y, outcome in [(names[0], names[1], "x")] * 3 + [(names[0], names[1], "y")] + [(names[1], names[2], "x")] * 2 \
-            + [(names[2], names[3], "tie")] * 2:
+    plan = ([(names[0], names[1], "x")] * 3 + [(names[0], names[1], "y")] + [(names[1], names[2], "x")] * 2
+            + [(names[2], names[3], "tie")] * 2)
+    for x, y, outcome in plan:
         add_vote(study, x, y, outcome, apply=False)
     html = staff_client.get(f"/leaderboard/{study.slug}/").content.decode()
     table = re.search(r'<table class="heatmap">(.*?)</table>', html, re.S).group(1)
