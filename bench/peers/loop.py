@@ -8,7 +8,9 @@ Potato are measured by the same code; only the HTTP requests of a cycle differ (
 web_load.py keeps its own copy unchanged (its CLI and output are recorded in docs/benchmarks.md).
 
 A driver is a class named "module:Class", built in the client process as Class(target, index, seed),
-with `sign_in()` (before the clock starts) and `cycle() -> Cycle`.
+with `sign_in()` (before the clock starts) and `cycle() -> Cycle`. Each client runs a few warm-up
+cycles after signing in and before the clock (`warmup_cycles`): they are stored and go to the audit,
+but are not timed, so no system is charged for its lazy imports and first connections.
 """
 from __future__ import annotations
 
@@ -47,12 +49,26 @@ def _load(driver: str):
     return getattr(importlib.import_module(module), name)
 
 
-def _client(driver_cls, target, index, seed, ready, start_box, out):
+def _client(driver_cls, target, index, seed, ready, start_box, out, warmup_cycles=0):
     records, acknowledged, errors = [], [], []
     ran_out = False
     try:
         client = driver_cls(target, index, seed)
         client.sign_in()
+        # Warm-up, before the clock: each server's first requests pay its lazy imports and first
+        # connections (this site: ~1 s per gunicorn worker importing scipy for the recompute task on its
+        # first vote). Its judgements are stored and acknowledged like any other, so they go to the audit.
+        for _ in range(warmup_cycles):
+            try:
+                result = client.cycle()
+            except Exception as exc:  # noqa: BLE001 - a transport error is a failed cycle
+                result = Cycle(ok=False, error=f"transport: {exc!r}")
+            if result.acknowledged is not None:
+                acknowledged.append(result.acknowledged)
+            if result.error:
+                errors.append(f"client {index} warm-up: {result.error}")
+            if result.done:
+                break
     except Exception as exc:  # noqa: BLE001 - reported, and the run then fails its check
         errors.append(f"client {index} sign-in: {exc!r}")
         ready.wait()
@@ -89,14 +105,15 @@ def _client(driver_cls, target, index, seed, ready, start_box, out):
     out.append((records, acknowledged, errors, ran_out))
 
 
-def client_process(driver, target, indices, seed_base, to_parent, from_parent):
+def client_process(driver, target, indices, seed_base, to_parent, from_parent, warmup_cycles=0):
     """One client process: a thread per client index; reports through the queues."""
     driver_cls = _load(driver)
     ready = threading.Barrier(len(indices) + 1)
     start_box: dict = {"event": threading.Event()}
     out: list = []
     threads = [threading.Thread(target=_client, daemon=True,
-                                args=(driver_cls, target, index, seed_base + index, ready, start_box, out))
+                                args=(driver_cls, target, index, seed_base + index, ready, start_box, out,
+                                      warmup_cycles))
                for index in indices]
     for thread in threads:
         thread.start()
@@ -113,10 +130,10 @@ def client_process(driver, target, indices, seed_base, to_parent, from_parent):
 
 
 def run_closed_loop(driver: str, target: dict, clients: int, seconds: float, processes: int = 2,
-                    seed: int = 0, on_start=None) -> PhaseResult:
-    """Sign `clients` clients in, then run them for `seconds` from one common instant; returns every
-    record and acknowledgement. `on_start(start, end)` is called just before the clock starts (e.g. to
-    read the server's CPU time)."""
+                    seed: int = 0, on_start=None, warmup_cycles: int = 0) -> PhaseResult:
+    """Sign `clients` clients in, let each run `warmup_cycles` cycles (not timed, acknowledgements kept),
+    then run them for `seconds` from one common instant; returns every record and acknowledgement.
+    `on_start(start, end)` is called just before the clock starts (e.g. to read the server's CPU time)."""
     ctx = mp.get_context("spawn")
     procs = max(1, min(processes, clients))
     shares = [list(range(i, clients, procs)) for i in range(procs)]
@@ -124,7 +141,7 @@ def run_closed_loop(driver: str, target: dict, clients: int, seconds: float, pro
     for share in shares:
         to_parent, from_parent = ctx.Queue(), ctx.Queue()
         process = ctx.Process(target=client_process, daemon=True,
-                              args=(driver, target, share, seed, to_parent, from_parent))
+                              args=(driver, target, share, seed, to_parent, from_parent, warmup_cycles))
         process.start()
         channels.append((process, to_parent, from_parent))
     for _, to_parent, _ in channels:

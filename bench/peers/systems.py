@@ -71,6 +71,7 @@ class Options:
     profile: str = ""  # py-spy output file for this site's gunicorn workers (empty: no profile)
     profile_cpu: bool = False  # only threads holding the GIL
     site_settings: str = "evalsite.settings"  # DJANGO_SETTINGS_MODULE of this site (to try a settings change)
+    warmup_cycles: int = 3  # per client, before each system's timed phase (stored and audited, not timed)
 
 
 @dataclass
@@ -109,7 +110,7 @@ def _drive(name: str, driver: str, target: dict, opts: Options, server: subproce
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
 
     phase = run_closed_loop(driver, target, opts.clients, opts.seconds, opts.client_procs, opts.seed,
-                            on_start=on_start)
+                            on_start=on_start, warmup_cycles=opts.warmup_cycles)
     if "profiler" in cpu:
         try:
             cpu["profiler"].wait(60)
