@@ -33,7 +33,7 @@ from .ratings import (
     scores_from_winners,
     separability_weight,
 )
-from .sql import store_ratings
+from .sql import count_rating_rows, lock_rating_rows, store_ratings
 
 log = logging.getLogger(__name__)
 
@@ -74,26 +74,26 @@ def apply_vote_to_ratings(vote) -> None:
     if score is None:
         return
     systems = (comparison.system_a_id, comparison.system_b_id)
-    if RatingState.objects.filter(study_id=study.pk, system_id__in=systems).count() < len(systems) * len(ELO_METHODS):
+    if count_rating_rows(study.pk, systems) < len(systems) * len(ELO_METHODS):
         # The systems' first vote in this study. Two such votes inserting overlapping rows each waited for
         # the other's uncommitted insert: a deadlock (tests/annotations/test_concurrency.py saw it). First
         # votes of a study take one transaction-scoped advisory lock before any rating row, so they insert
         # one at a time; every other vote goes straight to the row locks below.
         _serialise_first_votes(study.pk)
-    states = _locked_rating_states(study.pk, systems)
+    states = lock_rating_rows(study.pk, systems)
     if len(states) < len(systems) * len(ELO_METHODS):
         RatingState.objects.bulk_create(
             [RatingState(study_id=study.pk, system_id=s, method=m, rating=DEFAULT_INITIAL)
              for s in systems for m in ELO_METHODS if (m, s) not in states],
             ignore_conflicts=True,
         )
-        states = _locked_rating_states(study.pk, systems)
+        states = lock_rating_rows(study.pk, systems)
     weights = {RatingState.Method.ELO: 1.0,
                RatingState.Method.WEIGHTED_ELO: separability_weight(comparison.separability)}
     for method in ELO_METHODS:
         state_a, state_b = states[(method, systems[0])], states[(method, systems[1])]
         state_a.rating, state_b.rating = elo_update(state_a.rating, state_b.rating, score, weight=weights[method])
-    store_ratings(states.values())
+    store_ratings(list(states.values()))
 
 
 def _serialise_first_votes(study_id: int) -> None:
@@ -104,14 +104,6 @@ def _serialise_first_votes(study_id: int) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [RATING_ROWS_LOCK, study_id])
-
-
-def _locked_rating_states(study_id: int, systems) -> dict:
-    return {
-        (state.method, state.system_id): state
-        for state in RatingState.objects.select_for_update().filter(study_id=study_id, system_id__in=systems)
-        .order_by("id")
-    }
 
 
 class VoteTable(NamedTuple):
