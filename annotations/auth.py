@@ -30,7 +30,7 @@ from .models import AnnotatorProfile, InviteLink, ProlificSession, Study
 from .services import new_pseudonym
 from .sql import prolific_pid_and_invite_standing
 
-BACKEND = "django.contrib.auth.backends.ModelBackend"
+BACKEND = "annotations.backends.AnnotatorSessionBackend"  # how annotator sessions load their user
 SESSION_PROLIFIC_STUDIES = "prolific_studies"  # study pks entered through their Prolific link
 SESSION_PROLIFIC_SESSION = "prolific_session_id"
 

@@ -233,6 +233,10 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Staff sign in with a password (ModelBackend, which also answers every permission check); annotators are
+# signed in by their invite or Prolific link through AnnotatorSessionBackend, which loads their user on
+# each request in one plain statement (annotations/backends.py).
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "annotations.backends.AnnotatorSessionBackend"]
 # Django's database sessions with the per-request read as one plain statement (annotations/session_store.py).
 SESSION_ENGINE = "annotations.session_store"
 # Sent on every HTML page by lib.middleware.ResponseHardeningMiddleware. No inline scripts or <style>
