@@ -96,3 +96,51 @@ def test_retry_after_is_when_a_hit_is_allowed_again(rate):
         now += parsed.period / (3 * parsed.limit)
     assert not peek(f"retry-{rate}", "u", parsed, now=now + decision.retry_after - 1).allowed
     assert peek(f"retry-{rate}", "u", parsed, now=now + decision.retry_after).allowed
+
+
+@pytest.fixture
+def redis_cache(settings, redis_url):
+    """The limiter on a real Redis (REDIS_URL, else the broker's Redis), as the deployed site runs it."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": settings.REDIS_URL or redis_url, "KEY_PREFIX": "ratelimit-test"}}
+    caches["default"].clear()
+    yield caches["default"]
+    caches["default"].clear()
+    caches["default"].close()
+
+
+def _sequence(scope: str) -> list[tuple[bool, int, float, str]]:
+    rate = Rate(4, 60)
+    start = 60 * 5_000_000 + 50.0  # crosses a minute boundary and several slices
+    out = []
+    for i in range(14):
+        now = start + i * 4.5
+        call = peek if i % 3 == 2 else hit
+        decision = call(scope, "u", rate, now=now)
+        out.append((decision.allowed, decision.retry_after, round(decision.rate, 6), decision.store))
+    return out
+
+
+@pytest.mark.services
+def test_redis_counts_in_one_pipeline_as_the_cache_api_counts(redis_cache, settings):
+    """The pipelined Redis path (one round trip) decides every hit and peek as the generic cache path."""
+    on_redis = _sequence("pipeline")
+    assert {store for *_, store in on_redis} == {"cache"}
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    assert _sequence("pipeline") == on_redis
+    assert any(not allowed for allowed, *_ in on_redis) and any(allowed for allowed, *_ in on_redis)
+
+
+@pytest.mark.services
+def test_redis_counters_are_readable_through_the_cache_and_expire(redis_cache):
+    rate = Rate(10, 60)
+    now = 60 * 6_000_000 + 1.0
+    for _ in range(3):
+        hit("interop", "u", rate, now=now)
+    name = f"rl:interop:u:60:{int(now // 10)}"
+    assert redis_cache.get(name) == 3  # what the generic path and reset() read and delete
+    raw = redis_cache._cache.get_client(None, write=True)
+    ttl = raw.ttl(redis_cache.make_and_validate_key(name))
+    assert 0 < ttl <= 60 + 2 * 10 + 1
+    reset("interop", "u", rate, now=now)
+    assert peek("interop", "u", rate, now=now).rate == 1
