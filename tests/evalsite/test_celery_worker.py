@@ -1,8 +1,10 @@
 """A real `celery worker` process, started against Redis, writes to PostgreSQL; the test reads it back."""
+import os
 import uuid
 
 import pytest
 
+from evalsite.celery import lowered_niceness
 from evalsite.tasks import record_heartbeat
 from lib.models import WorkerHeartbeat
 
@@ -33,3 +35,18 @@ def test_celery_sends_each_task_to_its_queue_and_acknowledges_it_late():
     assert router.route({}, compute_separability_chunk.name)["queue"].name == "gpu"
     assert router.route({}, recompute_leaderboards.name)["queue"].name == "default"
     assert compute_separability_chunk.acks_late and current_app.conf.task_reject_on_worker_lost
+
+
+def test_worker_process_runs_at_the_configured_niceness_below_the_web_site(celery_worker, settings):
+    """The worker lowers its own CPU priority when it starts (settings.WORKER_NICENESS, default 10), so its
+    bootstrapped recomputes do not take the cores from annotators' requests (docs/benchmarks.md)."""
+    assert settings.WORKER_NICENESS == 10
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, celery_worker.process.pid) == min(19, max(own, 10))
+
+
+def test_a_worker_started_nicer_than_configured_stays_there_and_niceness_is_capped_at_19():
+    assert lowered_niceness(0, 10) == 10
+    assert lowered_niceness(15, 10) == 15
+    assert lowered_niceness(3, 40) == 19
+    assert lowered_niceness(0, 0) == 0
