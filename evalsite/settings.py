@@ -166,10 +166,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A worker lowers its own CPU priority to this niceness when it starts (evalsite.celery): its leaderboard
-# recomputes (bootstrapped fits on several threads) and separability runs are background work that must
-# not take the cores from the annotators' requests on the same machine. Measured with bench/web_load.py
-# --open-loop 60: p99 135-213 ms with the worker at niceness 0, 98 ms at 10 (docs/benchmarks.md, "Open
-# loop"). 0 leaves it as started; never raises a priority (an unprivileged process cannot).
+# recomputes (bootstrapped fits on up to 4 threads, seconds of CPU at 1,000,000 votes) and separability runs
+# are background work that must not take the cores from the annotators' requests on the same machine. On
+# bench/web_load.py's small study the recomputes are light and it made no measurable difference (--open-loop
+# 60: p99 54 ms at 0, 54-61 ms at 10; docs/benchmarks.md, "Open loop"). 0 leaves it as started; it never
+# raises a priority (an unprivileged process cannot).
 WORKER_NICENESS = env.int("WORKER_NICENESS", default=10)
 # Embedded (no broker): the debounced leaderboard recompute runs in a thread, not inside the vote's request.
 RECOMPUTE_IN_THREAD_WHEN_EAGER = env.bool("RECOMPUTE_IN_THREAD_WHEN_EAGER", default=True)
