@@ -2,7 +2,8 @@
 judge and says so, converts nothing, keeps k = 1 data at one sample per (prompt, system), refuses what
 cannot be stored with `FILE:LINE: field: message`; and `load_demo` run twice on a fresh database adds
 nothing the second time (it stopped with "response: differs from the stored sample 0" when the
-release's `true` response had been stored as "True")."""
+release's `true` response had been stored as "True"), and its summary tells the file's votes from those
+collected since."""
 import io
 import json
 from collections import Counter
@@ -13,6 +14,7 @@ from django.core.management import call_command
 from annotations.imports.parse import ImportFileError
 from annotations.models import AnnotatorProfile, Comparison, Dataset, Generation, Instance, Study, System, Vote
 from demo import sources as demo
+from tests.factories import answer, make_annotator
 
 MODELS = (Dataset, Instance, Generation, System, Study, Comparison, Vote, AnnotatorProfile)
 
@@ -167,8 +169,12 @@ def test_load_demo_twice_on_a_fresh_database_changes_no_row_count():
 
     first = load()
     assert "skipped 60 of 999 items that cannot be judged" in first
+    assert "study samsum-summaries: 250 comparisons to judge, 750 historical votes\n" in first
+    answer(Study.objects.get(slug="samsum-summaries"), make_annotator("demo-voter"))  # a vote collected here
     counts = {model.__name__: model.objects.count() for model in MODELS}
-    load()
+    second = load()
     assert {model.__name__: model.objects.count() for model in MODELS} == counts
+    # the summary keeps the file's votes apart from those collected since (it called them all "historical")
+    assert "study samsum-summaries: 250 comparisons to judge, 750 historical votes, 1 collected here\n" in second
     assert Vote.objects.filter(study__slug=demo.PANDALM_STUDY).count() == 939 * 3
     assert not Generation.objects.filter(text="True").exists() and not Generation.objects.filter(text="").exists()

@@ -119,7 +119,10 @@ class Command(BaseCommand):
                     f"{judged} LLM judge verdicts (staff: /judges/{slug}/)")
                 continue
             served = study.comparisons.filter(selected=True, is_gold=False).count()
-            say(f"  study {slug}: {served} comparisons to judge, {study.votes.count()} historical votes")
+            imported = study.votes.filter(source=Vote.Source.IMPORTED).count()
+            live = study.votes.filter(source=Vote.Source.LIVE).count()
+            collected = f", {live} collected here" if live else ""
+            say(f"  study {slug}: {served} comparisons to judge, {imported} historical votes{collected}")
         say(f"  staff account: {STAFF_USERNAME} / {password}   (sign in at {options['base_url']}/accounts/login/)")
         say(f"  annotator invite link: {invite_url}")
 
