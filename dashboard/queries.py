@@ -123,14 +123,19 @@ SELECT s.id, (
 """
 
 
+def annotators_per_study_query(ids: list[int]) -> tuple[str, list[int]]:
+    """(sql, params) of the count below for these (one or more) studies."""
+    return ANNOTATORS_PER_STUDY_SQL.format(vote=Vote._meta.db_table, study=Study._meta.db_table,
+                                          placeholders=", ".join(["%s"] * len(ids))), ids
+
+
 def annotators_per_study(ids) -> dict[int, int]:
     """{study id: how many annotators have a vote in it, of any source}, for the given studies."""
     ids = list(ids)
     if not ids:
         return {}
     with connection.cursor() as cursor:
-        cursor.execute(ANNOTATORS_PER_STUDY_SQL.format(vote=Vote._meta.db_table, study=Study._meta.db_table,
-                                                       placeholders=", ".join(["%s"] * len(ids))), ids)
+        cursor.execute(*annotators_per_study_query(ids))
         return {study_id: n for study_id, n in cursor.fetchall()}
 
 

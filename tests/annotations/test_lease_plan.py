@@ -14,18 +14,7 @@ from annotations.models import Comparison
 from annotations.sql import lease_query
 from ranking.priorities import refresh_adaptive_priorities
 from tests.factories import make_study
-
-
-def plan_of(connection, sql: str, params: list) -> dict:
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
-        return cursor.fetchone()[0][0]["Plan"]
-
-
-def nodes(plan: dict):
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from nodes(child)
+from tests.plans import nodes, plan_of
 
 
 @pytest.mark.parametrize("policy", ["all", "adaptive"])

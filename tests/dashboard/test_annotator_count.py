@@ -9,8 +9,9 @@ import pytest
 from django.db.models import Count
 
 from annotations.models import Vote
-from dashboard.queries import ANNOTATORS_PER_STUDY_SQL, annotators_per_study, studies_progress
+from dashboard.queries import annotators_per_study, annotators_per_study_query, studies_progress
 from tests.factories import answer, make_annotator, make_study, make_voted_study
+from tests.plans import nodes, plan_of
 
 pytestmark = pytest.mark.django_db
 
@@ -53,18 +54,11 @@ def test_postgresql_answers_from_the_study_annotator_index_without_scanning_the_
     with postgres.cursor() as cursor:
         cursor.execute(f'ANALYZE "{Vote._meta.db_table}"')
         cursor.execute("SET enable_seqscan = off")  # a tiny table: make the planner show the path it has
-        try:
-            sql = ANNOTATORS_PER_STUDY_SQL.format(vote=Vote._meta.db_table, study="annotations_study",
-                                                  placeholders="%s, %s")
-            cursor.execute("EXPLAIN (FORMAT JSON) " + sql, [s.pk for s in studies])
-            plan = cursor.fetchone()[0][0]["Plan"]
-        finally:
+    try:
+        plan = plan_of(postgres, *annotators_per_study_query([s.pk for s in studies]))
+    finally:
+        with postgres.cursor() as cursor:
             cursor.execute("RESET enable_seqscan")
-
-    def nodes(node):
-        yield node
-        for child in node.get("Plans", []):
-            yield from nodes(child)
 
     scans = [n for n in nodes(plan) if n.get("Relation Name") == Vote._meta.db_table]
     assert scans and {n.get("Index Name") for n in scans} == {"vote_study_annotator"}, json.dumps(plan, indent=1)
